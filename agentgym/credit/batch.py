@@ -112,7 +112,8 @@ class CreditBatch:
             traj_len=traj_len,
             traj_group=traj_group,
             # summed in (trajectory, step) order, so the result does not depend on row order
-            traj_return=np.bincount(traj_codes[order], weights=reward_arr[order], minlength=n_traj),
+            # (every trajectory has at least one row, so the segment starts increase)
+            traj_return=np.add.reduceat(reward_arr[order], traj_start),
         )
         # estimators share the batch: none may change it for the next one
         for value in vars(batch).values():
@@ -169,10 +170,9 @@ class CreditBatch:
 
     def returns_to_go(self, gamma: float) -> np.ndarray:
         """Discounted return-to-go ``G_t = sum_j gamma^j r_{t+j}`` of every row (row order)."""
-        sorted_returns = ops.discounted_return_to_go(
-            self.reward[self.order], self.traj_start, self.traj_len, gamma
+        return ops.discounted_return_to_go(
+            self.reward, self.traj, self.step, self.traj_len, gamma, order=self.order
         )
-        return sorted_returns[self.position]
 
 
 def show(value: Any) -> str:
@@ -281,11 +281,10 @@ def _check_steps(
     A trajectory with L rows must have steps exactly 0..L-1. Then ``start + step`` is a
     permutation of ``0..n-1``; the check is O(n) and needs no sort.
     """
-    beyond = step >= traj_len[traj]
-    position = traj_start[traj] + np.minimum(step, traj_len[traj] - 1)
-    hits = np.bincount(position, minlength=step.size)
-    if not beyond.any() and (hits == 1).all():
-        return position
+    if not (step >= traj_len[traj]).any():
+        position = traj_start[traj] + step
+        if (np.bincount(position, minlength=step.size) == 1).all():
+            return position
     return _raise_step_error(step, traj, traj_len)
 
 

@@ -138,9 +138,7 @@ def hgpo(
     """
     scale = mode == "mean_std_norm"
     # everything below is in (trajectory, step) order; back to row order at the end
-    returns = ops.discounted_return_to_go(
-        batch.reward[batch.order], batch.traj_start, batch.traj_len, gamma
-    )
+    returns = batch.returns_to_go(gamma)[batch.order]
     weighted = np.zeros(batch.n_rows)
     total_weight = np.zeros(batch.n_rows)
     for level in history_groups(batch, history_length):

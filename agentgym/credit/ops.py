@@ -52,6 +52,8 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if span <= _DIRECT_KEY_SLOTS_PER_ROW * values.size + _DIRECT_KEY_SLOTS_MIN:
         shifted = values.astype(np.int64, copy=False) - low
         present = np.bincount(shifted, minlength=span) > 0
+        if low == 0 and present.all():  # already dense, as agentgym.flatten gives them
+            return shifted, np.arange(span)
         code_of = np.cumsum(present) - 1
         return code_of[shifted], np.flatnonzero(present) + low
     distinct, inverse = np.unique(values, return_inverse=True)
@@ -149,30 +151,88 @@ def group_median(
 
 
 def discounted_return_to_go(
+    reward: np.ndarray,
+    traj: np.ndarray,
+    step: np.ndarray,
+    traj_len: np.ndarray,
+    gamma: float,
+    *,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}`` for every row, rows in any order.
+
+    Row i is step ``step[i]`` of trajectory ``traj[i]`` (a dense code in
+    ``[0, len(traj_len))``); each trajectory's steps are ``0..traj_len[k] - 1``.
+    ``order``, if known, is the row order sorted by (trajectory, step).
+
+    The recursion runs backwards over step columns, one vectorised update per column
+    over all trajectories at once. This is exact (the same arithmetic as the per-step
+    loop: ``G = gamma * G + r`` from ``G = 0`` after the last step) and never divides
+    by ``gamma**t``, which would overflow or lose all precision for long trajectories
+    and small gamma.
+
+    When the trajectories' lengths are similar, the rewards are scattered straight
+    from row order into a zero-padded (step, trajectory) matrix and each column costs
+    two contiguous NumPy calls (padding after a trajectory's end adds exact zeros).
+    When one trajectory is much longer than most, padding would waste memory, and
+    the update runs over the trajectories still alive at each column instead. Cost:
+    O(n) work plus two or three small NumPy calls per column of the longest
+    trajectory.
+    """
+    n_traj = traj_len.size
+    if n_traj == 0:
+        return np.empty(0, dtype=np.float64)
+    longest = int(traj_len.max())
+    if longest * n_traj <= _PADDED_RETURNS_SLOTS_PER_ROW * reward.size:
+        return _return_to_go_padded(reward, traj, step, n_traj, longest, gamma)
+    if order is None:
+        order = np.lexsort((step, traj))
+    traj_start = np.concatenate(([0], np.cumsum(traj_len)[:-1]))
+    out = np.empty(reward.size)
+    out[order] = _return_to_go_ragged(reward[order], traj_start, traj_len, gamma, longest)
+    return out
+
+
+# the padded matrix may hold at most this many slots per real row
+_PADDED_RETURNS_SLOTS_PER_ROW = 4
+
+
+def _return_to_go_padded(
+    reward: np.ndarray,
+    traj: np.ndarray,
+    step: np.ndarray,
+    n_traj: int,
+    longest: int,
+    gamma: float,
+) -> np.ndarray:
+    cell = step * n_traj + traj  # flat index of each row in the (step, trajectory) matrix
+    # one extra zero row at the bottom is G after the last step
+    matrix = np.zeros((longest + 1, n_traj))
+    flat = matrix.reshape(-1)
+    flat[cell] = reward
+    columns = list(matrix)  # views made once: indexing inside the loop costs as much as the math
+    scratch = np.empty(n_traj)
+    multiply, add = np.multiply, np.add
+    for t in range(longest - 1, -1, -1):
+        # G[t] = gamma * G[t + 1] + r[t], as in the loop
+        multiply(columns[t + 1], gamma, out=scratch)
+        add(scratch, columns[t], out=columns[t])
+    return flat[cell]
+
+
+def _return_to_go_ragged(
     reward_sorted: np.ndarray,
     traj_start: np.ndarray,
     traj_len: np.ndarray,
     gamma: float,
+    longest: int,
 ) -> np.ndarray:
-    """``G_t = r_t + gamma * G_{t+1}`` for every step, in (trajectory, step) order.
-
-    ``reward_sorted`` holds the rewards ordered by (trajectory, step); trajectory k
-    occupies ``[traj_start[k], traj_start[k] + traj_len[k])``. The recursion is run
-    backwards over step columns, one vectorised update per column over the
-    trajectories still alive at that column (trajectories sorted by length, so the
-    live ones are a prefix). This is exact (the same arithmetic as the per-step loop)
-    and never divides by ``gamma**t``, which would overflow or lose all precision for
-    long trajectories and small gamma. Cost: O(n) work plus one small NumPy call per
-    column of the longest trajectory.
-    """
+    """The recursion in (trajectory, step) order over the trajectories alive at each column."""
     n_traj = traj_len.size
     out = np.empty_like(reward_sorted, dtype=np.float64)
-    if n_traj == 0:
-        return out
     by_length = np.argsort(-traj_len, kind="stable")
     starts = traj_start[by_length]
     lengths = traj_len[by_length]
-    longest = int(lengths[0])
     # alive[t] = number of trajectories with more than t steps (a prefix of by_length)
     alive = n_traj - np.cumsum(np.bincount(lengths, minlength=longest + 1))[:longest]
     running = np.zeros(n_traj)

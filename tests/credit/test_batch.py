@@ -107,10 +107,16 @@ def test_missing_state_for_a_state_estimator():
         compute_advantages("gigpo", group=[0], traj=[0], step=[0], reward=[1.0])
 
 
-def test_returns_to_go_matches_the_loop_in_any_row_order():
+@pytest.mark.parametrize(
+    "lengths",
+    [[1, 5, 3, 40], [50] * 8, [1] * 30 + [200]],
+    ids=["similar-lengths", "equal-lengths", "one-long-trajectory"],
+)
+def test_returns_to_go_equals_the_loop_exactly_in_any_row_order(lengths):
+    # the padded matrix path (similar lengths) and the ragged path (one long
+    # trajectory) both do the loop's arithmetic, so the results are bit-identical
     rng = np.random.default_rng(0)
-    lengths = [1, 5, 3, 40]
-    traj = np.repeat(np.arange(4), lengths)
+    traj = np.repeat(np.arange(len(lengths)), lengths)
     step = np.concatenate([np.arange(n) for n in lengths])
     reward = rng.normal(size=traj.size)
     perm = rng.permutation(traj.size)
@@ -121,7 +127,7 @@ def test_returns_to_go_matches_the_loop_in_any_row_order():
         expected = returns_to_go(
             traj[perm].tolist(), step[perm].tolist(), reward[perm].tolist(), gamma
         )
-        np.testing.assert_allclose(batch.returns_to_go(gamma), expected, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(batch.returns_to_go(gamma), expected)
 
 
 def test_returns_to_go_is_stable_for_long_trajectories_and_small_gamma():
@@ -149,3 +155,7 @@ def test_the_batch_is_read_only_and_leaves_the_callers_arrays_alone():
             getattr(batch, name)[0] = 1
     step[0] = 0  # still writable
     reward[0] = 0.0
+    # dense int ids (as agentgym.flatten gives them) are not locked either
+    group, traj = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])
+    CreditBatch.from_columns(group=group, traj=traj, step=step, reward=reward)
+    group[0] = traj[0] = 0
