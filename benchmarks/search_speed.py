@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
 from agentgym.envs.search import SearchEnv, load_qa
 from agentgym.envs.search.world import WorldConfig, generate_world
 from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever

@@ -29,9 +29,7 @@ def register(app: typer.Typer) -> None:
         result = run(cfg, resume=resume, console=console)
         _report(result)
 
-    @app.command(
-        "sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )
+    @app.command("sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def sft(
         ctx: typer.Context,
         config: Path = typer.Argument(..., help="YAML config (its sft and policy sections)."),

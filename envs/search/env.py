@@ -53,6 +53,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from agentgym.env import Split, StepResult, TextEnv
 from agentgym.envs.search.qa import DEFAULT_CORPUS, DEFAULT_QA, QARow, QASet, load_qa
 from agentgym.envs.search.reward import (
     exact_match,
@@ -60,11 +62,9 @@ from agentgym.envs.search.reward import (
     format_reward,
     turn_format_ok,
 )
-from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever, Passage, Retriever
-
-from agentgym.env import Split, StepResult, TextEnv
 from agentgym.errors import ConfigError, did_you_mean
 from agentgym.parsers import find_tags, parse_tool_call_json
+from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever, Passage, Retriever
 
 Protocol = Literal["tags", "tools"]
 RewardKind = Literal["em", "f1", "format_em"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from agentgym.envs.frozenlake import FrozenLakeEnv
-
 from agentgym.env import StepResult
+from agentgym.envs.frozenlake import FrozenLakeEnv
 
 #: The task on which the faulty envs misbehave.
 BAD_TASK = "train-5"

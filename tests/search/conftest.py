@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from agentgym.envs.search.qa import DEFAULT_CORPUS
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+import agentgym
 from agentgym.envs.search import SearchEnv, load_qa
 from agentgym.envs.search.qa import DEFAULT_CORPUS, DEFAULT_DATA_DIR, DEFAULT_QA
 from agentgym.envs.search.world import WorldConfig, generate_world, main
 from agentgym.tools.retrieval import BM25Retriever
-
-import agentgym
 
 # ----------------------------------------------------------------------------- the world
 

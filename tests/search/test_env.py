@@ -7,14 +7,14 @@ import time
 
 import numpy as np
 import pytest
-from agentgym.envs.search import SearchEnv
-from agentgym.envs.search.env import SEARCH_R1_INVALID_ACTION
-from agentgym.tools.retrieval import Passage
 
 import agentgym
 from agentgym.env import SPLITS
+from agentgym.envs.search import SearchEnv
+from agentgym.envs.search.env import SEARCH_R1_INVALID_ACTION
 from agentgym.errors import ConfigError
 from agentgym.parsers import get_parser
+from agentgym.tools.retrieval import Passage
 from tests.search.conftest import free_port
 
 PROTOCOLS = ("tags", "tools")

@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
+
 from agentgym.envs.search.qa import DEFAULT_CORPUS
 from agentgym.tools.retrieval import (
     BM25Retriever,
@@ -22,7 +24,6 @@ from agentgym.tools.retrieval import (
     make_retriever,
 )
 from agentgym.tools.retrieval.server import create_app
-from fastapi.testclient import TestClient
 
 ROWS = [
     {"id": "a", "contents": '"Velmora"\nVelmora is a city in Quenvar on the Dianio river.'},

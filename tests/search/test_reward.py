@@ -6,6 +6,9 @@ import re
 import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agentgym.envs.search.reward import (
     exact_match,
     f1_score,
@@ -14,8 +17,6 @@ from agentgym.envs.search.reward import (
     substring_match,
     turn_format_ok,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def search_r1_normalize(text: str) -> str:

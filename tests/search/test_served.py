@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from agentgym.envs.search.qa import DEFAULT_CORPUS
-from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever
 
 import agentgym
 from agentgym.env import SPLITS
+from agentgym.envs.search.qa import DEFAULT_CORPUS
+from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever
 
 
 def test_the_server_is_a_search_r1_retriever(retriever_server: str) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from agentgym.tools.retrieval.base import Passage
 from agentgym.tools.retrieval.corpus import Corpus, load_corpus
 

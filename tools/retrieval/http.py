@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
 from agentgym.tools.retrieval.base import Passage, RetrieverError
 
 RequestFormat = Literal["queries", "query"]

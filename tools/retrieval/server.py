@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentgym.tools.retrieval.base import Retriever
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
+
+from agentgym.tools.retrieval.base import Retriever
 
 #: Refuse larger requests (split them): bounds the server's memory per request.
 MAX_QUERIES_PER_REQUEST = 4096
