@@ -148,8 +148,9 @@ def test_ctrl_c_keeps_finished_episodes_and_resume_completes(tmp_path: Path) -> 
         str(out_dir),
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    # Libraries loaded by earlier tests in this process (Ray, vLLM) may leave SIGINT
-    # ignored, and a child inherits that; Ctrl-C in a terminal reaches a default handler.
+    # A shell without job control starts background commands with SIGINT ignored
+    # (`make test &` in a script), and every child inherits that; the eval under test
+    # must see Ctrl-C as it would in a terminal.
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
