@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 from rich.table import Table
 
 from agentgym.cli.common import console, parse_kwargs, user_errors
+
+_PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
 
 
 def register(app: typer.Typer) -> None:
@@ -20,13 +24,19 @@ def register(app: typer.Typer) -> None:
         from agentgym.env import SPLITS
         from agentgym.registry import entries, make
 
+        listed = sorted(entries().items())
+        # plugins say where they come from; with agentgym's own envs only, the column is noise
+        show_source = any(entry.source != "agentgym" for _, entry in listed)
+        # a narrow terminal gets descriptions without their parenthetical details
+        short = console.width < 120
         table = Table(title="agentgym environments")
         table.add_column("id", no_wrap=True)
-        table.add_column("description", overflow="fold")
-        for col in (*SPLITS, "max steps"):
+        table.add_column("description", overflow="fold", ratio=1)
+        for col in (*SPLITS, "steps"):
             table.add_column(col, justify="right")
-        table.add_column("source", no_wrap=True)
-        for env_id, entry in sorted(entries().items()):
+        if show_source:
+            table.add_column("source", no_wrap=True)
+        for env_id, entry in listed:
             description, sizes = "", ["?"] * len(SPLITS)
             if counts:
                 try:
@@ -38,9 +48,12 @@ def register(app: typer.Typer) -> None:
                     )
                     sizes = [str(len(base.task_ids(s))) for s in SPLITS]
                     env.close()
+                    if short:
+                        description = _PARENTHETICAL.sub("", description)
                 except Exception as exc:  # one broken env must not hide the others
                     description = f"[red]cannot be built: {type(exc).__name__}: {exc}[/]"
-            table.add_row(entry.id, description, *sizes, str(entry.max_steps or "-"), entry.source)
+            row = [entry.id, description, *sizes, str(entry.max_steps or "-")]
+            table.add_row(*row, *([entry.source] if show_source else []))
         console.print(table)
 
     @env_app.command("check")

@@ -87,6 +87,26 @@ def test_third_party_env_registers_through_the_entry_point(tmp_path: Path) -> No
     assert check.returncode == 0, check.stdout + check.stderr
 
 
+def test_env_list_fits_a_narrow_terminal() -> None:
+    env = {**os.environ, "COLUMNS": "80"}
+    listing = subprocess.run(
+        [AGENTGYM, "env", "list"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert all(len(line) <= 80 for line in listing.splitlines())
+    for env_id in ("Sokoban-v0", "FrozenLake-v0", "Search-v0"):
+        assert env_id in listing  # ids are never wrapped
+    assert "BFS expert" not in listing  # parenthetical details go when narrow
+    assert "source" not in listing  # only agentgym's own envs here
+    wide = subprocess.run(
+        [AGENTGYM, "env", "list"],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "BFS expert" in wide
+
+
 def test_env_check_cli_fails_with_the_rule_named(tmp_path: Path) -> None:
     result = subprocess.run(
         [AGENTGYM, "env", "check", "Sokoban-v9"], capture_output=True, text=True
