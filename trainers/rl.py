@@ -32,6 +32,8 @@ from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, sav
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
 from agentgym.trainers.samples import build_samples
 from agentgym.trainers.setup import (
+    TEST_SEED_OFFSET,
+    VALIDATION_SEED_OFFSET,
     build_engine,
     ensure_model,
     env_spec,
@@ -197,9 +199,11 @@ def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunRes
     spec = env_spec(cfg)
     train_engine = build_engine(cfg, policy, sampling_params(cfg.policy.sampling))
     val_engine = build_engine(cfg, policy, sampling_params(cfg.policy.val_sampling, cfg.seed))
-    val_tasks = sample_tasks(spec, cfg.trainer.val_split, cfg.trainer.val_tasks, seed=cfg.seed + 1)
+    val_tasks = sample_tasks(
+        spec, cfg.trainer.val_split, cfg.trainer.val_tasks, seed=cfg.seed + VALIDATION_SEED_OFFSET
+    )
     test_tasks = (
-        sample_tasks(spec, "test", cfg.trainer.test_tasks, seed=cfg.seed + 2)
+        sample_tasks(spec, "test", cfg.trainer.test_tasks, seed=cfg.seed + TEST_SEED_OFFSET)
         if cfg.trainer.test_tasks
         else []
     )

@@ -25,6 +25,26 @@ def env_spec(cfg: TrainConfig) -> EnvSpec:
     return EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_steps)
 
 
+VALIDATION_SEED_OFFSET = 1
+"""The trainer draws its validation tasks with ``seed + 1``."""
+TEST_SEED_OFFSET = 2
+"""The trainer draws its held-out test tasks with ``seed + 2``."""
+
+
+def eval_task_seed(cfg: TrainConfig, split: str) -> int | None:
+    """The seed the trainer of ``cfg`` drew its evaluation tasks of ``split`` with, or None.
+
+    ``agentgym eval`` of a training run uses it by default, so that with ``--tasks``
+    equal to the trainer's count (``trainer.test_tasks``, ``trainer.val_tasks``) it
+    plays exactly the trainer's tasks and reports the trainer's figure.
+    """
+    if split == "test":
+        return cfg.seed + TEST_SEED_OFFSET
+    if split == cfg.trainer.val_split:
+        return cfg.seed + VALIDATION_SEED_OFFSET
+    return None
+
+
 def prompt_config(cfg: TrainConfig) -> PromptConfig:
     p = cfg.env.prompt
     return PromptConfig(

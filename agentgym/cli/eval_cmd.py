@@ -44,7 +44,9 @@ def register(app: typer.Typer) -> None:
             None, "--max-steps", help="Turn limit. (default: the environment's)"
         ),
         seed: int | None = typer.Option(
-            None, help="Seeds the task sample, episodes and sampling. (default: 0)"
+            None,
+            help="Seeds the task sample, episodes and sampling. (default: 0; for a training "
+            "run, the seed its trainer drew this split's tasks with)",
         ),
         parser: str | None = typer.Option(
             None, "--parser", help="Action parser. (default: the environment's)"
@@ -152,7 +154,11 @@ def _config(given: dict[str, Any], out: Path | None, resume: bool) -> tuple[Any,
         from agentgym.evaluation.config import run_defaults
 
         explicit = {
-            **{k: v for k, v in run_defaults(explicit["policy"]).items() if v is not None},
+            **{
+                k: v
+                for k, v in run_defaults(explicit["policy"], explicit.get("split", "test")).items()
+                if v is not None
+            },
             **explicit,
         }
     missing = [name for name in ("env_id", "policy") if name not in explicit]

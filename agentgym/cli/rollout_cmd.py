@@ -65,7 +65,10 @@ def register(app: typer.Typer) -> None:
                 "history_length": history_length,
                 "env_kwargs": parse_kwargs(kwarg),
             }
-            defaults = {k: v for k, v in run_defaults(policy).items() if v is not None}
+            # a run's settings, but not its evaluation seed: rollouts sample with --seed
+            defaults = {
+                k: v for k, v in run_defaults(policy).items() if v is not None and k != "seed"
+            }
             config = resolve_config(
                 EvalConfig(
                     **{**defaults, **{k: v for k, v in given.items() if v is not None and v != {}}}

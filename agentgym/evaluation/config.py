@@ -136,19 +136,22 @@ def training_run_of(spec: str) -> Path | None:
     return None
 
 
-def run_defaults(spec: str) -> dict[str, Any]:
+def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
     """Evaluation settings taken from the training run a policy spec points into: its
     environment, env arguments, turn limit, parser, prompts and response length, so a
-    checkpoint is evaluated the way it was trained. Empty when the spec is not a run."""
+    checkpoint is evaluated the way it was trained, and the seed the trainer drew its
+    ``split`` tasks with, so that ``--tasks`` equal to the trainer's count replays the
+    trainer's own test (or validation) exactly. Empty when the spec is not a run."""
     run = training_run_of(spec)
     if run is None:
         return {}
     from agentgym.config import TrainConfig, load_config
-    from agentgym.trainers.setup import prompt_config
+    from agentgym.trainers.setup import eval_task_seed, prompt_config
 
     cfg = load_config(TrainConfig, run / "config.yaml")
     prompt = prompt_config(cfg)
     return {
+        "seed": eval_task_seed(cfg, split),
         "env_id": cfg.env.id,
         "env_kwargs": dict(cfg.env.kwargs),
         "max_steps": cfg.env.max_steps,

@@ -59,6 +59,29 @@ def test_two_iterations_hf_backend(tmp_path: Path, tiny_frozenlake_model: Path, 
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(run / "checkpoints" / "latest" / "model")
+    if not lora:
+        assert_eval_replays_the_runs_test(cfg, run, summary["test_after"], tmp_path / "eval")
+
+
+def assert_eval_replays_the_runs_test(cfg, run: Path, test_after: dict, out: Path) -> None:
+    """``agentgym eval --policy RUN --tasks <trainer.test_tasks>`` plays the trainer's own
+    held-out tasks (same seed, prompts, parser, turn limit) and reports its figures."""
+    from typer.testing import CliRunner
+
+    from agentgym.cli import app
+    from agentgym.rollout import sample_tasks
+    from agentgym.trainers.setup import TEST_SEED_OFFSET, env_spec
+
+    count = cfg.trainer.test_tasks
+    result = CliRunner().invoke(
+        app, ["eval", "--policy", str(run), "--tasks", str(count), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    trainers_tasks = sample_tasks(env_spec(cfg), "test", count, seed=cfg.seed + TEST_SEED_OFFSET)
+    assert summary["tasks"] == [{"task_id": t.task_id, "seed": t.seed} for t in trainers_tasks]
+    for key in ("success", "steps", "tokens_generated", "invalid_action_rate"):
+        assert summary["metrics"][key] == test_after[f"test/{key}"], key
 
 
 def test_filter_groups_and_gspo_and_chat_prompts(
