@@ -40,6 +40,11 @@ def checkpoint_dir(run_dir: str | Path, iteration: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"iter_{iteration:06d}"
 
 
+def checkpoint_iteration(path: str | Path) -> int:
+    """The iteration a checkpoint directory was saved after."""
+    return int(json.loads((Path(path) / "checkpoint.json").read_text())["iteration"])
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run, or ``None``."""
     link = Path(run_dir) / CHECKPOINTS / LATEST

@@ -13,6 +13,7 @@ uninterrupted run would (on CPU, same machine and thread count).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import time
@@ -28,7 +29,12 @@ from agentgym.credit import compute_advantages
 from agentgym.policies import Policy
 from agentgym.rollout import RolloutEngine, TaskRequest, sample_tasks
 from agentgym.trainers import distributed as dist
-from agentgym.trainers.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentgym.trainers.checkpoint import (
+    checkpoint_iteration,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
 from agentgym.trainers.samples import build_samples
 from agentgym.trainers.setup import (
@@ -120,10 +126,23 @@ def _demonstrations(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
 
 
 def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunResult:
-    """Run the whole recipe described by ``cfg``; see the module docstring."""
+    """Run the whole recipe described by ``cfg``; see the module docstring.
+
+    Whatever ends the run (the last iteration, an error, Ctrl-C), the metric sinks are
+    flushed and closed and the environment pools, the policy and the process group are
+    shut down.
+    """
+    with contextlib.ExitStack() as cleanup:
+        return _train(cfg, resume, console, cleanup)
+
+
+def _train(
+    cfg: TrainConfig, resume: bool, console: Any, cleanup: contextlib.ExitStack
+) -> RunResult:
     from agentgym.trainers.progress import RunProgress
 
     ctx = dist.init()
+    cleanup.callback(dist.shutdown, ctx)
     run_dir = Path(cfg.trainer.out_dir)
     ckpt = latest_checkpoint(run_dir) if resume else None
     if resume and ckpt is None and ctx.is_main:
@@ -144,10 +163,11 @@ def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunRes
         run_dir,
         cfg.trainer.loggers,
         config=to_dict(cfg),
-        resume_after=None if ckpt is None else _ckpt_iteration(ckpt),
+        resume_after=None if ckpt is None else checkpoint_iteration(ckpt),
         enabled=ctx.is_main,
         project=cfg.trainer.wandb_project,
     )
+    cleanup.callback(logger.close)
     summary: dict[str, Any] = {}
     if ckpt is not None and (run_dir / "summary.json").exists():
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -195,10 +215,18 @@ def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunRes
         state = load_checkpoint(ckpt, model, optimizer)
         start_iteration = int(state["iteration"])
     ddp_model = dist.wrap(model, ctx)
-    policy = _make_policy(cfg, model, tokenizer, model_dir)
+    policy = cleanup.enter_context(
+        contextlib.closing(_make_policy(cfg, model, tokenizer, model_dir))
+    )
     spec = env_spec(cfg)
-    train_engine = build_engine(cfg, policy, sampling_params(cfg.policy.sampling))
-    val_engine = build_engine(cfg, policy, sampling_params(cfg.policy.val_sampling, cfg.seed))
+    train_engine = cleanup.enter_context(
+        contextlib.closing(build_engine(cfg, policy, sampling_params(cfg.policy.sampling)))
+    )
+    val_engine = cleanup.enter_context(
+        contextlib.closing(
+            build_engine(cfg, policy, sampling_params(cfg.policy.val_sampling, cfg.seed))
+        )
+    )
     val_tasks = sample_tasks(
         spec, cfg.trainer.val_split, cfg.trainer.val_tasks, seed=cfg.seed + VALIDATION_SEED_OFFSET
     )
@@ -283,11 +311,6 @@ def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunRes
             plot_run(run_dir)  # RUN_DIR/plots/*.png
     with torch.no_grad():
         param_norm = float(sum(p.double().pow(2).sum() for p in model.parameters()) ** 0.5)
-    logger.close()
-    for engine in (train_engine, val_engine):
-        engine.close()
-    policy.close()
-    dist.shutdown(ctx)
     return RunResult(
         str(run_dir),
         iteration,
@@ -296,10 +319,6 @@ def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunRes
         metrics,
         param_norm,
     )
-
-
-def _ckpt_iteration(path: Path) -> int:
-    return int(json.loads((path / "checkpoint.json").read_text())["iteration"])
 
 
 def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

@@ -16,6 +16,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+#: Exit status after Ctrl-C (the shell's convention for SIGINT).
+INTERRUPTED = 130
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Print agentgym's typed errors (and ValueErrors) as one red line and exit 2."""

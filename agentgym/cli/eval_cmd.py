@@ -9,10 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from agentgym.cli.common import console, err_console, parse_kwargs, user_errors
-
-#: Exit status after Ctrl-C (the shell's convention for SIGINT).
-INTERRUPTED = 130
+from agentgym.cli.common import INTERRUPTED, console, err_console, parse_kwargs, user_errors
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from agentgym.cli.common import console, user_errors
+from agentgym.cli.common import INTERRUPTED, console, err_console, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +26,11 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(TrainConfig, config, list(ctx.args))
         from agentgym.trainers.rl import train as run
 
-        result = run(cfg, resume=resume, console=console)
+        try:
+            result = run(cfg, resume=resume, console=console)
+        except KeyboardInterrupt:
+            _report_interrupt(cfg, config, list(ctx.args))
+            raise typer.Exit(INTERRUPTED) from None
         _report(result)
 
     @app.command("sft", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -64,6 +68,30 @@ def register(app: typer.Typer) -> None:
             paths = plot_run(run_dir, out)
         for path in paths:
             console.print(f"wrote {path}")
+
+
+def _report_interrupt(cfg, config: Path, overrides: list[str]) -> None:
+    """Say what Ctrl-C kept: the last checkpoint, and the command that continues from it."""
+    import shlex
+
+    from agentgym.trainers.checkpoint import checkpoint_iteration, latest_checkpoint
+
+    run_dir = Path(cfg.trainer.out_dir)
+    ckpt = latest_checkpoint(run_dir)
+    command = shlex.join(["agentgym", "train", str(config), *overrides, "--resume"])
+    if ckpt is None:
+        err_console.print(
+            f"\n[yellow]interrupted[/] before the first checkpoint of {run_dir}; "
+            f"`{command}` starts it again.",
+            highlight=False,
+        )
+        return
+    err_console.print(
+        f"\n[yellow]interrupted:[/] the last checkpoint is iteration "
+        f"{checkpoint_iteration(ckpt)} ({ckpt}); the iteration in flight is lost. "
+        f"Continue with `{command}`.",
+        highlight=False,
+    )
 
 
 def _report(result) -> None:

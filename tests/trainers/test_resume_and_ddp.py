@@ -84,6 +84,35 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
             assert b[it][key] == pytest.approx(a[it][key], rel=1e-5, abs=1e-7), (it, key)
 
 
+def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(
+    tmp_path: Path, tiny_frozenlake_model: Path
+) -> None:
+    run = tmp_path / "stopped"
+    config = _config_file(
+        tmp_path, run, tiny_frozenlake_model, "trainer.total_iterations=200", "trainer.save_every=1"
+    )
+    proc = subprocess.Popen(
+        [AGENTGYM, "train", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as in a terminal, even when this test process was started with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    checkpoint = run / "checkpoints" / "iter_000001"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    message = " ".join(stderr.split())
+    assert "interrupted: the last checkpoint is iteration" in message
+    assert f"agentgym train {config} --resume" in message
+    assert "Traceback" not in stderr
+
+
 def test_torchrun_two_processes_keep_weights_in_sync(
     tmp_path: Path, tiny_frozenlake_model: Path
 ) -> None:
