@@ -81,9 +81,11 @@ def register(app: typer.Typer) -> None:
             None, "--compare", metavar="DIR_A DIR_B", help="Compare two results directories."
         ),
     ) -> None:
-        """Evaluate a policy on held-out tasks: success and score with 95% intervals,
-        pass@k, steps, invalid actions, errors, per task type; writes results.jsonl,
-        summary.json and a PNG. With --compare, show two evaluations side by side."""
+        """Evaluate a policy on held-out tasks, or compare two evaluations.
+
+        Reports success and score with 95% intervals, pass@k, steps, invalid actions,
+        errors and a breakdown by task type; writes results.jsonl, summary.json and a
+        PNG. With --compare DIR_A DIR_B, shows two evaluations side by side."""
         if compare is not None:
             with user_errors():
                 _compare(compare[0], compare[1], out)

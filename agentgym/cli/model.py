@@ -29,9 +29,11 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(0, help="Seeds the episodes and the weight initialisation."),
     ) -> None:
-        """Train a BPE tokenizer on the environments' own text (expert and random episodes on
-        the train split) and save a randomly initialised Qwen2 model (head size 64) as a
-        Hugging Face directory that transformers and vLLM load."""
+        """Build a tiny Qwen2 model and a tokenizer for an environment.
+
+        Trains a BPE tokenizer on the environments' own text (expert and random episodes
+        on the train split) and saves a randomly initialised Qwen2 model (head size 64)
+        as a Hugging Face directory that transformers and vLLM load."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
         from transformers.utils import logging as hf_logging
 

@@ -17,8 +17,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, help="Seed for reset."),
         kwarg: list[str] = typer.Option(None, "--kwarg", "-k", help="Env argument KEY=VALUE."),
     ) -> None:
-        """Play an environment yourself. Type an action; ':expert' asks the solver,
-        ':quit' leaves."""
+        """Play an environment yourself in the terminal.
+
+        Type an action; ':expert' asks the solver, ':quit' leaves."""
         from agentgym.errors import NoExpertError
         from agentgym.registry import make
 

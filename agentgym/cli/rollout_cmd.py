@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
             None, "--policy-option", help="Policy backend argument KEY=VALUE."
         ),
     ) -> None:
-        """Roll out TASKS x N episodes and write them, token ids and log-probs included
-        (for inspection, SFT data and debugging)."""
+        """Roll out TASKS x N episodes and write them to a JSONL file.
+
+        Token ids and log-probs are included: for inspection, SFT data and debugging."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         from agentgym.evaluation.config import EvalConfig, run_defaults

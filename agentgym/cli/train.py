@@ -18,8 +18,10 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="YAML config, e.g. examples/quickstart.yaml."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     ) -> None:
-        """Train an agent: (tiny model) -> (SFT) -> RL, with dotted overrides after the
-        config, e.g. `agentgym train x.yaml algorithm.adv_estimator=hgpo env.rollout.n=8`."""
+        """Train an agent: (tiny model) -> (SFT) -> RL -> held-out test.
+
+        Dotted overrides follow the config, e.g.
+        `agentgym train x.yaml algorithm.adv_estimator=hgpo env.rollout.n=8`."""
         from agentgym.config import TrainConfig, load_config
 
         with user_errors():
@@ -41,8 +43,10 @@ def register(app: typer.Typer) -> None:
             None, help="'expert' or a JSONL file from `agentgym rollout` (default: sft.data)."
         ),
     ) -> None:
-        """Supervised fine-tuning only: the config's SFT stage, no RL. The model is saved
-        in RUN_DIR/sft-model (start RL from it with policy.model=RUN_DIR/sft-model)."""
+        """Supervised fine-tuning only: the config's SFT stage, no RL.
+
+        The model is saved in RUN_DIR/sft-model; start RL from it with
+        policy.model=RUN_DIR/sft-model."""
         from agentgym.config import TrainConfig, load_config
 
         overrides = ["sft.enabled=true", "trainer.total_iterations=0", *ctx.args]
