@@ -28,7 +28,7 @@ from agentgym.rollout import (
 )
 from agentgym.rollout.ray_pool import RayPool, RayPoolError
 from tests.rollout import test_engine_envs as shared
-from tests.rollout.faulty_envs import BAD_TASK
+from tests.rollout.faulty_envs import BAD_TASK, RaisesOnStep3
 
 ray = pytest.importorskip("ray", reason="needs Ray: pip install -e '.[distributed]'")
 
@@ -36,16 +36,9 @@ HANGS = "tests.rollout.faulty_envs:HangsOnStep2"
 ENDLESS = "tests.rollout.faulty_envs:RaisesOnStep3"  # never ends unless on BAD_TASK
 
 
-class HogsTheGilOnStep2(FrozenLakeEnv):
+class HogsTheGilOnStep2(RaisesOnStep3):
     """Stuck in C code that never releases the GIL (a regular expression that backtracks
     for ever) on the second step of ``BAD_TASK``: its process cannot even answer Ray."""
-
-    def __init__(self, **kw):
-        super().__init__(hole_prob=0.0, **kw)
-
-    def _load_task(self, task_id, split, rng):
-        self._steps = 0
-        return super()._load_task(task_id, split, rng)
 
     def _step(self, action: str) -> StepResult:
         self._steps += 1
@@ -65,15 +58,8 @@ class SleepsHalfASecond(FrozenLakeEnv):
         return StepResult(observation="waited", reward=0.1)
 
 
-class ExitsOnStep2(FrozenLakeEnv):
+class ExitsOnStep2(RaisesOnStep3):
     """Ends its own process on the second step of ``BAD_TASK`` (a crash Python can't catch)."""
-
-    def __init__(self, **kw):
-        super().__init__(hole_prob=0.0, **kw)
-
-    def _load_task(self, task_id, split, rng):
-        self._steps = 0
-        return super()._load_task(task_id, split, rng)
 
     def _step(self, action: str) -> StepResult:
         self._steps += 1
