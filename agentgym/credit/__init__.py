@@ -7,7 +7,8 @@
 
 Estimators are pure NumPy functions registered by name; add one with
 :func:`register_estimator`. This package depends on NumPy and the standard library
-only, and imports nothing else from agentgym. See docs/credit.md.
+only; from agentgym it imports just the stdlib-only helpers :mod:`agentgym.params`,
+:mod:`agentgym.registries` and :mod:`agentgym.errors`. See docs/credit.md.
 """
 
 # Importing the estimator modules registers the built-in estimators.
@@ -20,6 +21,7 @@ from agentgym.credit.registry import (
     UnknownEstimatorError,
     UnknownParameterError,
     compute_advantages,
+    estimator_inputs,
     estimator_params,
     get_estimator,
     list_estimators,
@@ -37,6 +39,7 @@ __all__ = [
     "anchor",
     "compute_advantages",
     "episode",
+    "estimator_inputs",
     "estimator_params",
     "get_estimator",
     "hierarchical",
