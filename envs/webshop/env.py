@@ -29,6 +29,11 @@ with feedback (``Invalid action: ...`` and the page again) and ``action_valid=Fa
 unknown buttons, ``search`` away from the search page, empty or over-long queries, and
 anything that is not ``search[...]`` or ``click[...]``.
 
+Action syntax (:mod:`.actions`): by default a little looser than WebShop's (any case,
+spaces around the brackets, a click's whitespace folded; the whole action must be the
+command). ``strict=True`` reads actions exactly as WebShop does (``click[buy now] please``
+buys; ``Search[...]`` and ``click [x]`` are not actions).
+
 Data: the synthetic catalog shipped in ``data/`` (default), or WebShop's own files with
 ``data_dir=`` (see :mod:`.loader`).
 """
@@ -43,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agentgym.env import Split, StepResult, TextEnv
+from agentgym.envs.webshop.actions import ACTION_NAMES, parse_loose, parse_strict
 from agentgym.envs.webshop.catalog import Catalog, load_catalog
 from agentgym.envs.webshop.expert import expert_action
 from agentgym.envs.webshop.loader import Goal, GoalSource
@@ -59,7 +65,6 @@ from agentgym.errors import ConfigError, did_you_mean
 #: How the search action appears in ``admissible_actions`` (verl-agent's placeholder).
 SEARCH_PLACEHOLDER = "search[<your query>]"
 
-_ACTION = re.compile(r"^\s*(search|click)\s*\[(.*)\]\s*$", re.IGNORECASE | re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[a-z0-9]+")
 _MODES: tuple[str, ...] = ("text", "text_rich")
@@ -83,6 +88,8 @@ class WebShopEnv(TextEnv):
         observation_mode: ``"text"`` (WebShop's simple mode) or ``"text_rich"``.
         show_attrs: offer the ``attributes`` sub-page (WebShop's ``show_attrs``).
         max_query_chars: longer search queries are invalid actions.
+        strict: read actions exactly as WebShop does (:func:`.actions.parse_strict`)
+            instead of agentgym's looser default (:func:`.actions.parse_loose`).
         items_file, attributes_file, human_file, reviews_file: file names inside
             ``data_dir`` (or absolute paths) when they differ from WebShop's.
     """
@@ -104,6 +111,7 @@ class WebShopEnv(TextEnv):
         observation_mode: ObservationMode = "text",
         show_attrs: bool = False,
         max_query_chars: int = 500,
+        strict: bool = False,
         items_file: str | None = None,
         attributes_file: str | None = None,
         human_file: str | None = None,
@@ -133,6 +141,7 @@ class WebShopEnv(TextEnv):
         self.shop = Shop(self.catalog, show_attrs=show_attrs)
         self.observation_mode: ObservationMode = observation_mode
         self.max_query_chars = int(max_query_chars)
+        self.strict = bool(strict)
         # episode state
         self._goal: Goal | None = None
         self._page: Page = SEARCH_PAGE
@@ -199,15 +208,22 @@ class WebShopEnv(TextEnv):
         )
 
     def _step(self, action: str) -> StepResult:
-        match = _ACTION.match(action)
-        if match is None:
-            return self._invalid(
-                f"{action[:80]!r} is not an action. Write search[keywords] on the search "
-                "page or click[button] with a button of the page, e.g. click[buy now]."
+        parsed = parse_strict(action) if self.strict else parse_loose(action)
+        if parsed is None or parsed[0] not in ACTION_NAMES:
+            hint = (
+                " (WebShop's syntax: the name in lower case, directly followed by [)"
+                if self.strict and parsed is not None
+                else ""
             )
-        verb, argument = match.group(1).lower(), match.group(2)
+            return self._invalid(
+                f"{action[:80]!r} is not an action{hint}. Write search[keywords] on the "
+                "search page or click[button] with a button of the page, e.g. click[buy now]."
+            )
+        verb, argument = parsed
         if verb == "search":
             return self._search(argument)
+        if self.strict:  # WebShop compares the lowercased argument as it is written
+            return self._click(argument.lower())
         return self._click(" ".join(_CONTROL.sub(" ", argument).lower().split()))
 
     def _search(self, raw: str) -> StepResult:

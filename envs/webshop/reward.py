@@ -16,7 +16,8 @@ attributes
     description.
 options
     A goal option matches when some chosen option value has ``token_set_ratio > 85``
-    with it, both first reduced to their colour word (:func:`normalize_color`).
+    with it, both first reduced to their colour word (:func:`normalize_color`, WebShop's
+    102-word ``COLOR_SET``: "light pink" becomes "light" and misses a goal's "pink").
 price
     1 when the price paid is at most the goal's limit (goals without a limit have a limit
     of 1,000,000, so the term is always 1).
@@ -28,9 +29,11 @@ type
 
 Deviations from WebShop, all for lack of its heavy dependencies or to fix slips:
 
-* title words are content words (:func:`~.text.title_words`), not the nouns spaCy's
-  ``en_core_web_lg`` tags;
-* ``token_set_ratio`` is agentgym's own implementation of thefuzz's score;
+* title words are content words (:func:`~.text.title_words`), not the nouns
+  (``NOUN``/``PROPN``) spaCy's ``en_core_web_sm`` tags, the model WebShop's reward code
+  loads;
+* ``token_set_ratio`` is agentgym's own implementation of thefuzz's score (thefuzz
+  0.19's preprocessing, the Indel ratio; see :mod:`.text`);
 * WebShop's current code passes a synthetic goal's options as ``(name, value)`` pairs
   to the option matcher (its goals from option combinations then rarely match); here
   the option values are matched, as its earlier code and the paper do.

@@ -14,6 +14,8 @@ from agentgym.envs.webshop.reward import (
     webshop_reward,
 )
 from agentgym.envs.webshop.text import (
+    COLOR_WORDS,
+    full_process,
     normalize_color,
     parse_pricing,
     price_tag,
@@ -73,7 +75,12 @@ def goal(**kw) -> Goal:
         ("essential oil", "essential oils", 96),  # 2*13/27
         ("tea tree", "tea bag", 60),  # best pair: "tea" vs "tea bag", 2*3/10
         ("", "anything", 0),
-        ("café", "caf", 100),  # non-ASCII characters are dropped
+        ("café", "caf", 100),  # characters U+0080-U+00FF are dropped
+        # thefuzz 0.19 (WebShop's pin) keeps "_" inside a word: "x_large" is one word,
+        # so it shares none with "large": 2*5/12 = 83 (thefuzz 0.20+ would say 100)
+        ("x_large", "large", 83),
+        ("x large", "large", 100),
+        ("blue\u2013green", "green", 100),  # an en dash separates words
     ],
 )
 def test_token_set_ratio_matches_thefuzz(a: str, b: str, score: int) -> None:
@@ -90,6 +97,61 @@ def test_token_set_ratio_agrees_with_rapidfuzz_where_installed() -> None:
             for c in words:
                 ref = fuzz.token_set_ratio(text, c, processor=utils.default_process)
                 assert token_set_ratio(text, c) == round(ref)
+
+
+@pytest.mark.parametrize(
+    ("text", "processed"),
+    [
+        ("Navy Blue", "navy blue"),
+        ("X_Large", "x_large"),  # underscores stay (thefuzz 0.19's \W keeps them)
+        ("Pack_of_6\u2122", "pack_of_6"),  # (TM) is past U+00FF: a space, then stripped
+        ("\u0141\u00f3d\u017a", "\u0142d\u017a"),  # o-acute (U+00F3) dropped, the others kept
+        ("8 fl. oz / 240ml", "8 fl  oz   240ml"),
+    ],
+)
+def test_full_process_is_thefuzz_0_19s(text: str, processed: str) -> None:
+    assert full_process(text) == processed
+
+
+def test_colour_words_are_webshops_color_set() -> None:
+    assert len(COLOR_WORDS) == 102 and list(COLOR_WORDS) == sorted(set(COLOR_WORDS))
+    for word in ("light", "dark", "ash", "midnight", "champagne", "crystal", "royal",
+                 "heather", "stone", "stonewash", "alabaster", "wheat"):  # fmt: skip
+        assert word in COLOR_WORDS
+    assert "amber" not in COLOR_WORDS
+
+
+@pytest.mark.parametrize(
+    ("value", "colour"),
+    [
+        ("light pink", "light"),  # "light" < "pink"
+        ("hot pink", "pink"),
+        ("dark brown", "brown"),  # "brown" < "dark"
+        ("heather grey", "grey"),
+        ("royal blue", "blue"),
+        ("midnight navy", "midnight"),
+        ("champagne gold", "champagne"),
+        ("stone wash", "ash"),  # substrings count: "wash" contains "ash"
+        ("amber", "amber"),  # not one of WebShop's colours: unchanged
+    ],
+)
+def test_normalize_color_with_webshops_list(value: str, colour: str) -> None:
+    assert normalize_color(value) == colour
+
+
+def test_light_and_dark_shades_miss_the_plain_colour_as_in_webshop() -> None:
+    assert option_matches(["light pink"], ["pink"]) == 0
+    assert option_matches(["pink"], ["light pink"]) == 0
+    assert option_matches(["light pink"], ["dark pink"]) == 0  # "light" vs "dark"
+    assert option_matches(["light blue"], ["dark blue"]) == 1  # both "blue" ("blue" < "dark")
+    assert option_matches(["hot pink"], ["pink"]) == 1
+    assert option_matches(["x_large"], ["large"]) == 0 and option_matches(["x-large"], ["large"])
+    # the issue's case: one attribute (matched), the option "pink", price ok:
+    # WebShop (1 + 0 + 1) / 3 = 0.667 for "light pink", 1.0 for "hot pink"
+    g = goal(attributes=("sulfate free",), options=("pink",))
+    p = product(options={"color": ["light pink", "hot pink"]})
+    assert webshop_reward(p, g, 12.0, {"color": "light pink"}).reward == pytest.approx(2 / 3)
+    assert webshop_reward(p, g, 12.0, {"color": "hot pink"}).reward == 1.0
 
 
 def test_normalize_color_keeps_the_first_colour_word_alphabetically() -> None:
