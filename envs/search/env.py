@@ -13,6 +13,17 @@ Two action protocols (``protocol=``):
     ``"\\n\\n<information>Doc 1(Title: ...) text\\nDoc 2...</information>\\n\\n"``; a
     response with neither tag gets Search-R1's own invalid-action message.
 
+    ``tag_mode`` chooses how a raw response is read. ``"search_r1"`` does what Search-R1's
+    generation manager does: the response is first cut after its first ``</search>`` (or,
+    without one, after its first ``</answer>``; :func:`~.reward.search_r1_truncate`), so a
+    stray ``</search>`` before the answer leaves no complete tag (an invalid turn); an
+    empty ``<search></search>`` is a search and an empty ``<answer></answer>`` ends the
+    episode; a turn is well formed only if nothing follows its action tag in the cut
+    response; the answer scored is the last ``<answer>`` of the cut response. It needs
+    the raw response (``action_parser: raw``). ``"lenient"`` (the default) reads the
+    first complete tag of the whole response, ignores what follows the first closing
+    action tag, and answers empty queries and answers with a message (invalid actions).
+
 ``tools`` (function calling)
     ``info["tools"]`` holds OpenAI function schemas for ``search(query)`` and
     ``answer(text)``. The action is a Hermes/Qwen ``<tool_call>{"name": ..., "arguments":
@@ -60,6 +71,7 @@ from agentgym.envs.search.reward import (
     exact_match,
     f1_score,
     format_reward,
+    search_r1_truncate,
     turn_format_ok,
 )
 from agentgym.errors import ConfigError, did_you_mean
@@ -68,8 +80,10 @@ from agentgym.tools.retrieval import BM25Retriever, HTTPRetriever, Passage, Retr
 
 Protocol = Literal["tags", "tools"]
 RewardKind = Literal["em", "f1", "format_em"]
+TagMode = Literal["lenient", "search_r1"]
 PROTOCOLS: tuple[str, ...] = ("tags", "tools")
 REWARDS: tuple[str, ...] = ("em", "f1", "format_em")
+TAG_MODES: tuple[str, ...] = ("lenient", "search_r1")
 
 #: What Search-R1 appends after a response with neither a search nor an answer tag.
 SEARCH_R1_INVALID_ACTION = (
@@ -92,6 +106,7 @@ TOOLS_PROMPT = (
 )
 
 _ACTION_TAG = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[A-Za-z0-9]{3,}")
 
@@ -177,6 +192,8 @@ class SearchEnv(TextEnv):
             (function calls ``search(query)`` / ``answer(text)``).
         topk: passages per search.
         reward: ``"em"``, ``"f1"`` or ``"format_em"`` (see the module docstring).
+        tag_mode: with ``tags``, ``"search_r1"`` (read raw responses exactly as Search-R1
+            does) or ``"lenient"`` (see the module docstring).
         retriever: ``"bm25"`` (in-process index over ``corpus``), the URL of a
             ``/retrieve`` server (``agentgym serve-retriever`` or Search-R1's), or any
             object with ``search``/``search_batch`` (:class:`~agentgym.tools.retrieval.Retriever`).
@@ -211,6 +228,7 @@ class SearchEnv(TextEnv):
         protocol: Protocol = "tags",
         topk: int = 3,
         reward: RewardKind = "em",
+        tag_mode: TagMode = "lenient",
         retriever: str | Retriever = "bm25",
         corpus: str | None = None,
         qa: str | Mapping[str, str] | None = None,
@@ -237,12 +255,23 @@ class SearchEnv(TextEnv):
                 f"reward={reward!r} is not one of {list(REWARDS)}."
                 + did_you_mean(str(reward), REWARDS)
             )
+        if tag_mode not in TAG_MODES:
+            raise ConfigError(
+                f"tag_mode={tag_mode!r} is not one of {list(TAG_MODES)}."
+                + did_you_mean(str(tag_mode), TAG_MODES)
+            )
+        if tag_mode == "search_r1" and protocol != "tags":
+            raise ConfigError(
+                f"tag_mode='search_r1' reads Search-R1's tags; it needs protocol='tags', "
+                f"got protocol={protocol!r}"
+            )
         if not 1 <= int(topk) <= 100:
             raise ConfigError(f"topk must be between 1 and 100, got {topk}")
         if max_query_chars < 1:
             raise ConfigError(f"max_query_chars must be >= 1, got {max_query_chars}")
         self.protocol: Protocol = protocol
         self.reward_kind: RewardKind = reward
+        self.tag_mode: TagMode = tag_mode
         self.topk = int(topk)
         self.max_query_chars = int(max_query_chars)
         self.use_data_prompt = bool(use_data_prompt)
@@ -388,8 +417,18 @@ class SearchEnv(TextEnv):
             self._format_ok = False  # Search-R1's format reward: every turn must be valid
         return result
 
+    @property
+    def _search_r1(self) -> bool:
+        return self.tag_mode == "search_r1"
+
     def _step(self, action: str) -> StepResult:
-        if self.protocol == "tags":
+        if self._search_r1:
+            action = search_r1_truncate(action)
+            self._format_ok &= turn_format_ok(
+                action, self.format_require_think, ignore_after_action=False
+            )
+            call = self._parse_tags(action)
+        elif self.protocol == "tags":
             self._format_ok &= turn_format_ok(action, self.format_require_think)
             call = self._parse_tags(action)
         else:
@@ -397,7 +436,12 @@ class SearchEnv(TextEnv):
         if isinstance(call, str):
             return self._invalid(call)
         name, argument = call
-        return self._search(argument) if name == "search" else self._final_answer(argument)
+        if name == "search":
+            return self._search(argument.strip() if self._search_r1 else argument)
+        if self._search_r1:
+            # Search-R1 scores the last <answer> of the sequence: the answering turn's last
+            return self._final_answer(_ANSWER_TAG.findall(action)[-1].strip())
+        return self._final_answer(argument)
 
     def _parse_tags(self, action: str) -> tuple[str, str] | str:
         match = _ACTION_TAG.search(action)
@@ -434,8 +478,9 @@ class SearchEnv(TextEnv):
         return StepResult(observation, action_valid=False, info={"error": message.strip()})
 
     def _search(self, raw_query: str) -> StepResult:
-        query = clean_query(raw_query)
-        if not query:
+        # Search-R1 sends the stripped tag content as it is, even when it is empty
+        query = raw_query if self._search_r1 else clean_query(raw_query)
+        if not query and not self._search_r1:
             return self._invalid(
                 "My search query was empty. I should put a few key words between <search> and "
                 "</search>."
@@ -460,7 +505,9 @@ class SearchEnv(TextEnv):
             info["retrieval_error"] = str(exc)
         else:
             self._retrieved.update(p.id for p in passages)
-            text = render_passages(passages).strip() or "No passages matched the query."
+            text = render_passages(passages).strip()
+            if not text and not self._search_r1:  # Search-R1 shows an empty block
+                text = "No passages matched the query."
             info["retrieved_ids"] = [p.id for p in passages]
         self._information.append(text)
         limit = self.observation_space.max_length - 64
@@ -472,7 +519,7 @@ class SearchEnv(TextEnv):
 
     def _final_answer(self, raw_answer: str) -> StepResult:
         answer = " ".join(raw_answer.split())
-        if not answer:
+        if not answer and not self._search_r1:  # Search-R1 ends the episode all the same
             return self._invalid(
                 "My answer was empty. I should put the answer between <answer> and </answer>."
                 if self.protocol == "tags"

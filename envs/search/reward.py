@@ -10,7 +10,8 @@ words "a", "an" and "the" with a space, and fold runs of whitespace into one spa
 * :func:`f1_score`: the best token-level F1 over the gold answers (SQuAD/HotpotQA);
 * :func:`turn_format_ok` and :func:`format_reward`: Search-R1's format-aware reward
   (``qa_em_format.compute_score_em``), applied per turn instead of to the decoded
-  sequence (see :func:`format_reward`).
+  sequence (see :func:`format_reward`);
+* :func:`search_r1_truncate`: where Search-R1's generation manager cuts a response.
 """
 
 from __future__ import annotations
@@ -74,19 +75,41 @@ _FORMAT_TAG = re.compile(r"(</?(?:think|search|information|answer)>)")
 _ACTION_END = re.compile(r"</search>|</answer>")
 
 
-def turn_format_ok(response: str, require_think: bool = True) -> bool:
+def search_r1_truncate(response: str) -> str:
+    """The response as Search-R1 keeps it (``LLMGenerationManager._postprocess_responses``).
+
+    Search-R1 generates without stop strings, then cuts each response after its first
+    ``</search>``; only a response without ``</search>`` is cut after its first
+    ``</answer>``; one with neither is kept whole. So a ``</search>`` anywhere wins over an
+    earlier ``</answer>``: ``<answer> a </answer> b </search>`` keeps everything.
+    """
+    for closing in ("</search>", "</answer>"):
+        at = response.find(closing)
+        if at >= 0:
+            return response[: at + len(closing)]
+    return response
+
+
+def turn_format_ok(
+    response: str, require_think: bool = True, ignore_after_action: bool = True
+) -> bool:
     """Whether one response has Search-R1's structure.
 
     ``<think> .. </think>`` followed by ``<search> .. </search>`` or
     ``<answer> .. </answer>``, with nothing but whitespace between and around the tags,
-    no ``<information>`` written by the model, and no tag nested in another. Search-R1
-    stops generation at the first ``</search>`` or ``</answer>``, so whatever follows it is
-    ignored here too. With ``require_think=False`` the think block is optional (for
-    rollouts whose action parser keeps only the action tag).
+    no ``<information>`` written by the model, and no tag nested in another. With
+    ``require_think=False`` the think block is optional (for rollouts whose action parser
+    keeps only the action tag).
+
+    ``ignore_after_action=True`` ignores whatever follows the first ``</search>`` or
+    ``</answer>``. With ``False`` nothing but whitespace may follow it, which is Search-R1's
+    rule for a response already cut by :func:`search_r1_truncate` (its
+    ``is_valid_sequence`` rejects any text or tag after the final ``</answer>``).
     """
     end = _ACTION_END.search(response)
     if end is None:
         return False
+    checked = response[: end.end()] if ignore_after_action else response
     state = "start"
     transitions = {
         ("start", "<think>"): "in_think",
@@ -99,7 +122,7 @@ def turn_format_ok(response: str, require_think: bool = True) -> bool:
     if not require_think:
         transitions[("start", "<search>")] = "in_search"
         transitions[("start", "<answer>")] = "in_answer"
-    for part in _FORMAT_TAG.split(response[: end.end()]):
+    for part in _FORMAT_TAG.split(checked):
         if _FORMAT_TAG.fullmatch(part):
             state = transitions.get((state, part), "bad")
             if state == "bad":
