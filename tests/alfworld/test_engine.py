@@ -4,6 +4,7 @@ ALFWorld inline and in worker processes alike."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,46 @@ def test_rollouts_in_worker_processes_match_inline_ones(cache_dir: Path) -> None
     assert played(runs["processes"]) == played(runs["inline"])
     first = runs["processes"][0].steps[0]
     assert first.action.startswith("go to ") and first.action_valid
+
+
+def test_the_intro_lists_receptacles_in_the_engines_order_not_the_files(
+    cache_dir: Path, tmp_path: Path
+) -> None:
+    """ALFWorld's engine, not the game file, orders the intro's receptacles: TextWorld
+    (1.6.2 on, and ALFWorld's own fork since February 2021) sorts the facts it lists by
+    PDDL name, and ``AlfredDemangler`` numbers each type from the end of that sorted list.
+    So an original ALFWorld game and a generated one both read "a cabinet 3, a cabinet 2,
+    a cabinet 1, a drawer 1, ..."; declaring the receptacles in another (scene) order
+    changes nothing."""
+    from agentgym.envs.alfworld import ALFWorldEnv
+    from agentgym.envs.alfworld.engine import Engine
+
+    env = ALFWorldEnv(num_games=NUM_GAMES, cache_dir=cache_dir)
+    path = env.game_file("train-0")
+    env.close()
+    data = json.loads(Path(path).read_text())
+    engine = Engine()
+    engine.load(path)
+    intro = engine.reset()
+
+    lines = data["pddl_problem"].split("\n")
+    receptacles = [line for line in lines if line.endswith(" - receptacle")]
+    placed = [line for line in lines if line.startswith("(receptacleAtLocation ")]
+    assert len(receptacles) == len(placed) >= 3
+    swap = dict(zip(receptacles, reversed(receptacles), strict=True))
+    swap.update(zip(placed, reversed(placed), strict=True))
+    data["pddl_problem"] = "\n".join(swap.get(line, line) for line in lines)
+    reordered = tmp_path / "game.tw-pddl"
+    reordered.write_text(json.dumps(data))
+    engine.load(str(reordered))
+    assert engine.reset() == intro
+    engine.close()
+
+    seen = intro.split("you see ", 1)[1].split(".\n", 1)[0]
+    listed = [item.removeprefix("a ") for item in re.split(r",? and |, ", seen)]
+    names = sorted(line.split(" - ")[0] for line in receptacles)
+    types = [n.split("_bar_")[0] + ("basin" if "basin" in n else "") for n in names]
+    assert [item.rsplit(" ", 1)[0] for item in listed] == types  # sorted by PDDL name
+    for kind in set(types):
+        numbers = [int(i.rsplit(" ", 1)[1]) for i in listed if i.rsplit(" ", 1)[0] == kind]
+        assert numbers == list(range(len(numbers), 0, -1))  # counted down: 3, 2, 1
