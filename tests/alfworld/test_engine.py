@@ -110,11 +110,11 @@ def test_the_intro_lists_receptacles_in_the_engines_order_not_the_files(
     cache_dir: Path, tmp_path: Path
 ) -> None:
     """ALFWorld's engine, not the game file, orders the intro's receptacles: TextWorld
-    (1.6.2 on, and ALFWorld's own fork since February 2021) sorts the facts it lists by
-    PDDL name, and ``AlfredDemangler`` numbers each type from the end of that sorted list.
-    So an original ALFWorld game and a generated one both read "a cabinet 3, a cabinet 2,
-    a cabinet 1, a drawer 1, ..."; declaring the receptacles in another (scene) order
-    changes nothing."""
+    (since November 2023, and ALFWorld's earlier fork since February 2021) sorts the facts
+    it lists by PDDL name, and ``AlfredDemangler`` numbers each type from the end of that
+    sorted list. So an original ALFWorld game and a generated one both read "a cabinet 3,
+    a cabinet 2, a cabinet 1, a drawer 1, ..."; declaring the receptacles in another
+    (scene) order changes nothing."""
     from agentgym.envs.alfworld import ALFWorldEnv
     from agentgym.envs.alfworld.engine import Engine
 
