@@ -288,6 +288,12 @@ class BoxSandbox(ABC):
                         continue
                     return ExecResult.sandbox_error(str(exc), self.backend)
                 except SandboxError as exc:
+                    # The runner could not do its part (set up the working directory,
+                    # start the program): whatever an earlier program did to the box, a
+                    # fresh box does not have it. The run is tried once more in one.
+                    self._drop_box()
+                    if attempt == 0:
+                        continue
                     return ExecResult.sandbox_error(str(exc), self.backend)
                 return result_from_answer(answer, lim, self.backend)
         raise AssertionError("unreachable")

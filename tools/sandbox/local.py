@@ -27,6 +27,7 @@ code at scale in the ``docker`` backend (optionally with gVisor, ``runtime="runs
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -41,6 +42,7 @@ from typing import Literal
 from agentgym.errors import ConfigError, did_you_mean
 from agentgym.tools.sandbox.base import Limits, SandboxUnavailableError
 from agentgym.tools.sandbox.box import BoxDied, BoxSandbox, RunnerBox, runner_source
+from agentgym.tools.sandbox.seccomp import filter_fd, filter_program
 
 Isolation = Literal["auto", "bwrap", "unshare", "none"]
 ISOLATIONS: tuple[str, ...] = ("bwrap", "unshare", "none")
@@ -76,8 +78,17 @@ def python_prefix(python: str) -> str:
     return str(real.parent.parent) if real.parent.name == "bin" else str(real.parent)
 
 
-def bwrap_argv(python: str, limits: Limits, ro_binds: tuple[str, ...] = ()) -> list[str]:
-    """The bubblewrap command of a box (without the runner's own arguments)."""
+def bwrap_argv(
+    python: str,
+    limits: Limits,
+    ro_binds: tuple[str, ...] = (),
+    seccomp_fd: int | None = None,
+) -> list[str]:
+    """The bubblewrap command of a box (without the runner's own arguments).
+
+    ``seccomp_fd``: a descriptor holding :mod:`~agentgym.tools.sandbox.seccomp`'s filter
+    (pass it to the child with ``pass_fds``).
+    """
     argv = ["bwrap", "--unshare-all"]
     if limits.network:
         argv.append("--share-net")
@@ -126,6 +137,8 @@ def bwrap_argv(python: str, limits: Limits, ro_binds: tuple[str, ...] = ()) -> l
         "PATH",
         "/usr/bin:/bin",
     ]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     return argv
 
 
@@ -154,20 +167,23 @@ def isolation_available(level: str, python: str, user: int | None = None) -> boo
     tool = {"bwrap": "bwrap", "unshare": "unshare"}.get(level)
     if tool is not None and shutil.which(tool) is None:
         return False
-    prefix = {"bwrap": bwrap_argv(python, Limits()), "unshare": unshare_argv(Limits())}.get(
-        level, []
-    )
-    try:
-        done = subprocess.run(
-            [*prefix, python, "-I", "-S", "-c", "print('ok')"],
-            capture_output=True,
-            timeout=30,
-            env=_box_env(),
-            cwd="/",
-            **_user_kwargs(user),
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
+    with filter_fd() as fd:
+        prefix = {
+            "bwrap": bwrap_argv(python, Limits(), seccomp_fd=fd),
+            "unshare": unshare_argv(Limits()),
+        }.get(level, [])
+        try:
+            done = subprocess.run(
+                [*prefix, python, "-I", "-S", "-c", "print('ok')"],
+                capture_output=True,
+                timeout=30,
+                env=_box_env(),
+                cwd="/",
+                pass_fds=(fd,) if level == "bwrap" and fd is not None else (),
+                **_user_kwargs(user),
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
     return done.returncode == 0 and done.stdout.strip() == b"ok"
 
 
@@ -187,6 +203,16 @@ def default_user() -> int | None:
     """``nobody`` when agentgym runs as root (root is exempt from RLIMIT_NPROC, even in a
     user namespace, and may write anywhere), else ``None``: the current user."""
     return NOBODY if os.geteuid() == 0 else None
+
+
+def _remove_folder(path: str) -> None:
+    """Remove a box's host folder: emptied iteratively and without following links (a
+    program may have left a tree thousands of levels deep, or links to host files)."""
+    from agentgym.tools.sandbox.runner import wipe_dir
+
+    wipe_dir(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _box_env() -> dict[str, str]:
@@ -260,8 +286,9 @@ class LocalSandbox(BoxSandbox):
         self.isolation: str = isolation
 
     def describe(self) -> str:
+        seccomp = ", no nested user namespaces" if filter_program() is not None else ""
         what = {
-            "bwrap": "bubblewrap: private fs view, no network, own PID namespace",
+            "bwrap": f"bubblewrap: private fs view, no network, own PID namespace{seccomp}",
             "unshare": "user/PID/network namespaces, host file system visible",
             "none": "rlimits only: no network or file-system isolation",
         }[self.isolation]
@@ -279,9 +306,20 @@ class LocalSandbox(BoxSandbox):
             "--python",
             self.python,
         ]
+        pass_fds: tuple[int, ...] = ()
+        seccomp = filter_fd() if self.isolation == "bwrap" else contextlib.nullcontext(None)
+        with seccomp as fd:
+            if fd is not None:
+                pass_fds = (fd,)
+            return self._start_runner(runner, fd, pass_fds)
+
+    def _start_runner(
+        self, runner: list[str], seccomp_fd: int | None, pass_fds: tuple[int, ...]
+    ) -> RunnerBox:
         on_exit = None
+        runner = [*runner, "--box-memory"]
         if self.isolation == "bwrap":
-            argv = [*bwrap_argv(self.python, self.limits, self.ro_binds), *runner]
+            argv = [*bwrap_argv(self.python, self.limits, self.ro_binds, seccomp_fd), *runner]
             argv += ["--workdir", "/work", "--wipe", "/tmp:/dev/shm"]
         else:
             # unshare/none see the host's /tmp: each box gets a private host folder, and
@@ -289,7 +327,7 @@ class LocalSandbox(BoxSandbox):
             tmp = tempfile.mkdtemp(prefix="agentgym-sandbox-")
             if self.run_as is not None:
                 os.chown(tmp, self.run_as, self.run_as)
-            on_exit = functools.partial(shutil.rmtree, tmp, ignore_errors=True)
+            on_exit = functools.partial(_remove_folder, tmp)
             prefix = unshare_argv(self.limits) if self.isolation == "unshare" else []
             argv = [*prefix, *runner, "--workdir", tmp]
             if self.isolation == "none" and self.run_as is None:
@@ -300,7 +338,7 @@ class LocalSandbox(BoxSandbox):
             name=f"local sandbox ({self.isolation})",
             on_exit=on_exit,
             env=_box_env(),
-            popen_kwargs={"cwd": "/", **_user_kwargs(self.run_as)},
+            popen_kwargs={"cwd": "/", "pass_fds": pass_fds, **_user_kwargs(self.run_as)},
         )
         try:
             box.request({"op": "ping"}, timeout=30)
