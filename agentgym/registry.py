@@ -145,6 +145,7 @@ def _register_builtins() -> None:
     register("ALFWorld-v0", "agentgym.envs.alfworld:ALFWorldEnv", max_steps=50)
     register("WebShop-v0", "agentgym.envs.webshop:WebShopEnv", max_steps=15)
     register("CodeSandbox-v0", "agentgym.envs.code:CodeSandboxEnv", max_steps=8)
+    register("MCP-v0", "agentgym.envs.mcp:MCPEnv", max_steps=8)
 
 
 _register_builtins()
