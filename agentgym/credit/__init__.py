@@ -12,7 +12,17 @@ only; from agentgym it imports just the stdlib-only helpers :mod:`agentgym.param
 """
 
 # Importing the estimator modules registers the built-in estimators.
-from agentgym.credit import anchor, episode, hierarchical, stratified, turn
+from agentgym.credit import (
+    agents,
+    anchor,
+    components,
+    episode,
+    graph,
+    hierarchical,
+    stratified,
+    tree,
+    turn,
+)
 from agentgym.credit.batch import CreditBatch
 from agentgym.credit.registry import (
     EstimatorRegistry,
@@ -36,16 +46,20 @@ __all__ = [
     "ParamInfo",
     "UnknownEstimatorError",
     "UnknownParameterError",
+    "agents",
     "anchor",
+    "components",
     "compute_advantages",
     "episode",
     "estimator_inputs",
     "estimator_params",
     "get_estimator",
+    "graph",
     "hierarchical",
     "list_estimators",
     "register_estimator",
     "stratified",
+    "tree",
     "turn",
     "validate_params",
 ]

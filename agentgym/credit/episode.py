@@ -9,7 +9,7 @@ return is counted once per step it took (long trajectories pull the baseline).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -85,28 +85,71 @@ def grpo(
     return episode_advantage(batch, scale=norm_by_std, epsilon=epsilon, stats_over=stats_over)
 
 
-@register_estimator("rloo")
-def rloo(batch: CreditBatch, *, stats_over: StatsOver = "trajectories") -> np.ndarray:
+LeaveOut = Literal["trajectory", "row"]
+
+
+def _check_leave_out(params: dict[str, Any]) -> None:
+    if params["leave_out"] == "row" and params["stats_over"] != "steps":
+        raise ValueError(
+            "credit estimator 'rloo': leave_out='row' leaves out one step row of the "
+            "trajectory, which only exists with stats_over='steps' (with "
+            "stats_over='trajectories' every sample is a whole trajectory); set "
+            "stats_over='steps' or leave_out='trajectory'"
+        )
+
+
+@register_estimator("rloo", check=_check_leave_out)
+def rloo(
+    batch: CreditBatch,
+    *,
+    stats_over: StatsOver = "trajectories",
+    leave_out: LeaveOut = "trajectory",
+) -> np.ndarray:
     r"""RLOO: episode return minus the mean return of the *other* trajectories of the group.
 
     .. math::
         A_i = R_i - \frac{1}{n_g - 1} \sum_{j \in g,\, j \ne i} R_j
 
-    With ``stats_over="steps"`` the other trajectories are weighted by their number
-    of steps: :math:`A_i = R_i - \sum_{j \ne i} L_j R_j / \sum_{j \ne i} L_j`.
+    With ``stats_over="steps"`` every step row is a sample carrying its trajectory's
+    return, and the baseline of a row leaves out
+
+    * its whole trajectory (``leave_out="trajectory"``, the default): the other
+      trajectories weighted by their number of steps,
+      :math:`b_i = \sum_{j \ne i} L_j R_j / \sum_{j \ne i} L_j`, so
+      :math:`A_i = (M R_i - S) / (M - L_i)` with :math:`M = \sum_j L_j` and
+      :math:`S = \sum_j L_j R_j` over the group;
+    * only the row itself (``leave_out="row"``, verl-agent's RLOO with its default
+      ``compute_mean_std_cross_steps=True``): the baseline still contains the row's
+      own trajectory's other :math:`L_i - 1` rows,
+      :math:`b_i = (S - R_i) / (M - 1)`, so :math:`A_i = (M R_i - S) / (M - 1)`.
+
+    The two differ by the factor :math:`(M - L_i) / (M - 1)` (``row`` is the smaller in
+    magnitude); for N trajectories of equal length L it is :math:`L(N-1)/(NL-1)`, e.g.
+    0.89 for N = 8, L = 10: verl-agent's variant shrinks every advantage, more so for
+    short groups of long trajectories, and its baseline is no longer independent of
+    the row's own return.
 
     Sources: Kool et al. 2019, "Buy 4 REINFORCE Samples, Get a Baseline for Free!";
     Ahmadian et al. 2024, "Back to Basics: Revisiting REINFORCE Style Optimization for
     Learning from Human Feedback in LLMs", arXiv:2402.14740. Reference code: verl
-    ``compute_rloo_outcome_advantage``.
+    ``compute_rloo_outcome_advantage`` (one sample per response) and verl-agent's
+    version of it, whose ``compute_mean_std_cross_steps`` (default True) makes every
+    step row a sample, ``leave_out="row"`` here; with it False, one sample per
+    trajectory, ``stats_over="trajectories"`` here.
 
-    Deviation from verl: a group with a single trajectory gets 0 (verl keeps the raw
+    Deviation from verl: a group with a single sample gets 0 (verl keeps the raw
     return, which is no baseline at all). No scaling, so it is unbiased but not
     unit-variance.
 
     When to use: small groups where a mean that includes the sample itself is a
     noticeably biased baseline.
     """
+    if leave_out == "row":
+        values = batch.traj_return[batch.traj]
+        baseline = ops.leave_one_out_baseline(
+            values, np.ones(batch.n_rows), batch.group, batch.n_groups
+        )
+        return values - baseline
     weights = np.ones(batch.n_traj) if stats_over == "trajectories" else batch.traj_len * 1.0
     baseline = ops.leave_one_out_baseline(
         batch.traj_return, weights, batch.traj_group, batch.n_groups

@@ -78,7 +78,7 @@ def hgpo(
     gamma: UnitInterval = 0.95,
     history_length: NonNegativeInt = 2,
     alpha: NonNegativeFloat = 1.0,
-    weight_offset: NonNegativeInt = 0,
+    weight_offset: NonNegativeInt = 1,
     include_episode: bool = False,
     mode: NormMode = "mean_std_norm",
     epsilon: PositiveFloat = 1e-6,
@@ -111,14 +111,23 @@ def hgpo(
     depth k = 0..K (k states before the current one), so its k is our l - 1. Reference
     code: verl-agent ``recipe/hgpo`` (``hgpo_advantage_estimate``).
 
-    Weight offset (paper vs code): the default :math:`w_\ell = \ell^\alpha` weighs
-    the current-state group (paper's k = 0) by 1. The reference code weighs level l by
-    :math:`(\ell + 1)^\alpha` (its optional episode/"base" group gets
-    :math:`1^\alpha`); ``weight_offset=1`` reproduces it. ``include_episode=True``
-    therefore needs ``weight_offset >= 1`` when ``alpha > 0``, otherwise the episode
-    level would get weight 0.
+    Weight offset (default 1, the authors' code): the code that produced the published
+    results (verl-agent ``recipe/hgpo``, whose README links the runs' logs and sets
+    ``length_weight_alpha=1.0``) keys its groups by ``k`` = the number of states in the
+    window, 1..K+1 (our l), and weighs them by ``L ** alpha`` with ``L = k + 1``, i.e.
+    :math:`(\ell + 1)^\alpha`; its optional episode ("base") group has k = 0 and weight
+    :math:`1^\alpha`. ``weight_offset=1`` (the default) reproduces that;
+    ``weight_offset=0`` gives :math:`\ell^\alpha`, which weighs the current-state group
+    (the paper's depth k = 0) by 1. The paper's own equation text could not be read
+    here (only its abstract and summaries were reachable), so whether it writes
+    :math:`(k+1)^\alpha` over its depth k = 0..K (= our :math:`\ell^\alpha`) is not
+    verified: the default follows the code, because the published numbers come from
+    it. ``include_episode=True`` needs ``weight_offset >= 1`` when ``alpha > 0``,
+    otherwise the episode level would get weight :math:`0^\alpha = 0`. With
+    ``alpha=1`` and K = 2 the two choices weigh levels 1..3 as 2:3:4 (code) or 1:2:3.
 
-    Other deviations from the reference code, and why:
+    The default therefore reproduces the published configuration's weights; the
+    advantages still differ from the code's by the other deviations below, and why:
 
     * a level is left out for a row when its *group* has fewer than two rows or no
       spread; the code drops it when the row's own advantage is exactly 0, which also

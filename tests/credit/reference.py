@@ -111,8 +111,17 @@ def grpo(
     return _episode(group, traj, reward, norm_by_std, epsilon, stats_over)
 
 
-def rloo(group, traj, step, reward, state=None, *, stats_over="trajectories"):
+def rloo(
+    group, traj, step, reward, state=None, *, stats_over="trajectories", leave_out="trajectory"
+):
     returns = episode_returns(traj, reward)
+    if leave_out == "row":
+        # verl-agent: every row is a sample; leave out only the row itself
+        out = []
+        for i in range(len(traj)):
+            others = [returns[traj[j]] for j in range(len(traj)) if group[j] == group[i] and j != i]
+            out.append(returns[traj[i]] - _mean(others) if others else 0.0)
+        return out
     lengths: dict = defaultdict(int)
     for t in traj:
         lengths[t] += 1
@@ -205,7 +214,7 @@ def hgpo(
     gamma=0.95,
     history_length=2,
     alpha=1.0,
-    weight_offset=0,
+    weight_offset=1,
     include_episode=False,
     mode="mean_std_norm",
     epsilon=1e-6,
@@ -291,6 +300,159 @@ def stratified(
     return [alpha * san[t] + (1 - alpha) * whole[t] for t in traj]
 
 
+def _base_advantage(group, traj, reward, base, norm_by_std, epsilon) -> dict:
+    """Trajectory id -> its grpo (over trajectories) or rloo advantage."""
+    returns = episode_returns(traj, reward)
+    groups = defaultdict(list)
+    for t, g in _traj_groups(group, traj).items():
+        groups[g].append((t, returns[t]))
+    if base == "grpo":
+        return _normalize(groups, norm_by_std, epsilon)
+    out = {}
+    for members in groups.values():
+        for t, r in members:
+            others = [v for u, v in members if u != t]
+            out[t] = r - _mean(others) if others else 0.0
+    return out
+
+
+def _steps_so_far(traj, step) -> dict:
+    """Row -> the rows of its trajectory up to and including it, in step order."""
+    out = {}
+    for rows in _trajectories(traj, step).values():
+        for position, i in enumerate(rows):
+            out[i] = rows[: position + 1]
+    return out
+
+
+def salt(
+    group,
+    traj,
+    step,
+    reward,
+    state,
+    *,
+    action,
+    node="state_action",
+    base="grpo",
+    norm_by_std=True,
+    epsilon=1e-6,
+):
+    """SALT, arXiv:2510.20022: mean base advantage of the distinct trajectories in a node."""
+    advantage = _base_advantage(group, traj, reward, base, norm_by_std, epsilon)
+    so_far = _steps_so_far(traj, step)
+
+    def key(i):
+        if node == "state_action":
+            return (group[i], state[i], action[i])
+        return (group[i], tuple(state[j] for j in so_far[i]), action[i])
+
+    through = defaultdict(set)  # node -> trajectories with a step in it
+    for i in range(len(reward)):
+        through[key(i)].add(traj[i])
+    return [_mean([advantage[t] for t in through[key(i)]]) for i in range(len(reward))]
+
+
+def tempo(
+    group,
+    traj,
+    step,
+    reward,
+    state=None,
+    *,
+    action,
+    td_weight=1.0,
+    prefix="actions",
+    base="grpo",
+    norm_by_std=True,
+    epsilon=1e-6,
+):
+    """TEMPO at step level, arXiv:2509.18314: A_i + lambda (V(a_0..a_t) - V(a_0..a_{t-1}))."""
+    advantage = _base_advantage(group, traj, reward, base, norm_by_std, epsilon)
+    so_far = _steps_so_far(traj, step)
+
+    def token(j):
+        return action[j] if prefix == "actions" else (state[j], action[j])
+
+    through = defaultdict(set)  # (group, prefix tuple) -> trajectories; () is the root
+    for i in range(len(reward)):
+        path = tuple(token(j) for j in so_far[i])
+        through[(group[i], path)].add(traj[i])
+        through[(group[i], ())].add(traj[i])
+
+    def value(node):
+        return _mean([advantage[t] for t in through[node]])
+
+    out = []
+    for i in range(len(reward)):
+        path = tuple(token(j) for j in so_far[i])
+        td = value((group[i], path)) - value((group[i], path[:-1]))
+        out.append(advantage[traj[i]] + td_weight * td)
+    return out
+
+
+def drmas(
+    group,
+    traj,
+    step,
+    reward,
+    state=None,
+    *,
+    agent,
+    norm_by_std=True,
+    epsilon=1e-6,
+    stats_over="steps",
+):
+    """Dr. MAS, arXiv:2602.08847: R_i normalised within (task group, agent)."""
+    returns = episode_returns(traj, reward)
+    buckets = defaultdict(list)
+    if stats_over == "steps":
+        for i in range(len(reward)):
+            buckets[(group[i], agent[i])].append((i, returns[traj[i]]))
+        per_row = _normalize(buckets, norm_by_std, epsilon)
+        return [per_row[i] for i in range(len(reward))]
+    seen = set()
+    for i in range(len(reward)):
+        pair = (group[i], agent[i], traj[i])
+        if pair not in seen:
+            seen.add(pair)
+            buckets[(group[i], agent[i])].append((pair, returns[traj[i]]))
+    per_pair = _normalize(buckets, norm_by_std, epsilon)
+    return [per_pair[(group[i], agent[i], traj[i])] for i in range(len(reward))]
+
+
+def gdpo(
+    group,
+    traj,
+    step,
+    reward,
+    state=None,
+    *,
+    reward_components,
+    component_weights=None,
+    norm_by_std=True,
+    epsilon=1e-6,
+):
+    """GDPO, arXiv:2601.05242: per-component group normalisation, weighted sum, batch norm."""
+    k_count = len(reward_components[0])
+    weights = component_weights if component_weights is not None else [1.0] * k_count
+    sums: dict = defaultdict(lambda: [0.0] * k_count)
+    for i, t in enumerate(traj):
+        for k in range(k_count):
+            sums[t][k] += reward_components[i][k]
+    groups = _traj_groups(group, traj)
+    total = defaultdict(float)
+    for k in range(k_count):
+        by_group = defaultdict(list)
+        for t, g in groups.items():
+            by_group[g].append((t, sums[t][k]))
+        normalized = _normalize(by_group, norm_by_std, epsilon)
+        for t in groups:
+            total[t] += weights[k] * normalized[t]
+    whole = _normalize({0: list(total.items())}, True, epsilon)
+    return [whole[t] for t in traj]
+
+
 LOOPS = {
     "grpo": grpo,
     "rloo": rloo,
@@ -300,4 +462,8 @@ LOOPS = {
     "turn": turn,
     "mixed": mixed,
     "stratified": stratified,
+    "salt": salt,
+    "tempo": tempo,
+    "drmas": drmas,
+    "gdpo": gdpo,
 }

@@ -134,15 +134,17 @@ HISTORY = from_trajectories(
 def test_hgpo_by_hand():
     # level 1: (x) = t0s0 1, t2s0 0.5 -> +.25, -.25; (y) singleton; (z) = 1, 0, .5 -> .5, -.5, 0
     # level 2: (x,z) = t0s1 1, t2s1 0.5 -> +.25, -.25; (y,z) singleton
-    # weights l^1: level 1 -> 1, level 2 -> 2
+    # weight_offset=0, weights l^1: level 1 -> 1, level 2 -> 2
     # t2s1 keeps level 1 although its value there is 0: its group has a signal
     expected = [0.25, (0.5 + 2 * 0.25) / 3, 0.0, -0.5, -0.25, (0.0 - 2 * 0.25) / 3]
-    close(run("hgpo", HISTORY, gamma=1.0, history_length=1, mode="mean_norm"), expected)
+    actual = run("hgpo", HISTORY, gamma=1.0, history_length=1, mode="mean_norm", weight_offset=0)
+    close(actual, expected)
 
 
-def test_hgpo_reference_code_weights():
-    # weight_offset=1: level 1 -> 2, level 2 -> 3
+def test_hgpo_default_weights_are_the_reference_codes():
+    # default weight_offset=1, the authors' code: level 1 -> 2, level 2 -> 3
     expected = [0.25, (2 * 0.5 + 3 * 0.25) / 5, 0.0, -0.5, -0.25, (0.0 - 3 * 0.25) / 5]
+    close(run("hgpo", HISTORY, gamma=1.0, history_length=1, mode="mean_norm"), expected)
     actual = run("hgpo", HISTORY, gamma=1.0, history_length=1, mode="mean_norm", weight_offset=1)
     close(actual, expected)
 

@@ -7,27 +7,49 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentgym.credit import CreditBatch, compute_advantages
+from agentgym.credit import CreditBatch, compute_advantages, estimator_params
 from agentgym.credit.anchor import step_groups
 from agentgym.credit.hierarchical import history_groups
 
 from . import reference
 from .batches import DYADIC_REWARDS, Columns, batches
 
-ALL = ["grpo", "rloo", "median", "gigpo", "hgpo", "turn", "mixed", "stratified"]
-EPISODE_LEVEL = ["grpo", "rloo", "median", "stratified"]
+ALL = [
+    "grpo",
+    "rloo",
+    "median",
+    "gigpo",
+    "hgpo",
+    "turn",
+    "mixed",
+    "stratified",
+    "salt",
+    "tempo",
+    "drmas",
+    "gdpo",
+]
+# built on the episode return only (no discounting): shifting returns changes nothing
+EPISODE_LEVEL = ["grpo", "rloo", "median", "stratified", "salt", "tempo", "drmas"]
+NEEDS = {
+    "stratified": ("stratum",),
+    "salt": ("action",),
+    "tempo": ("action",),
+    "drmas": ("agent",),
+    "gdpo": ("reward_components",),
+}
+"""The per-row inputs each estimator takes from the columns."""
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def run(name: str, columns: Columns, **params) -> np.ndarray:
-    if name == "stratified":
-        params.setdefault("stratum", columns.stratum)
+    for needed in NEEDS.get(name, ()):
+        params.setdefault(needed, columns.input(needed))
     return compute_advantages(name, **columns.kwargs(), **params)
 
 
 def loop(name: str, columns: Columns, **params) -> np.ndarray:
-    if name == "stratified":
-        params.setdefault("stratum", columns.stratum.tolist())
+    for needed in NEEDS.get(name, ()):
+        params.setdefault(needed, columns.input(needed).tolist())
     return np.array(reference.LOOPS[name](**columns.lists(), **params))
 
 
@@ -44,6 +66,7 @@ LOOP_CASES = [
     ("grpo", {"norm_by_std": False, "stats_over": "steps"}),
     ("rloo", {}),
     ("rloo", {"stats_over": "steps"}),
+    ("rloo", {"stats_over": "steps", "leave_out": "row"}),
     ("median", {}),
     ("median", {"scale": "none", "stats_over": "steps"}),
     ("gigpo", {}),
@@ -54,12 +77,25 @@ LOOP_CASES = [
     ("hgpo", {"history_length": 3, "alpha": 2.0, "mode": "mean_norm"}),
     ("hgpo", {"history_length": 1, "alpha": 0.5, "weight_offset": 1, "include_episode": True}),
     ("hgpo", {"alpha": 0.0, "include_episode": True}),
+    ("hgpo", {"weight_offset": 0, "history_length": 1}),
     ("turn", {}),
     ("turn", {"gamma": 1.0, "mode": "mean_norm"}),
     ("mixed", {}),
     ("mixed", {"turn_weight": 0.0, "gamma": 0.8}),
     ("stratified", {}),
     ("stratified", {"alpha": 1.0, "norm_by_std": False}),
+    ("salt", {}),
+    ("salt", {"node": "history_action"}),
+    ("salt", {"base": "rloo"}),
+    ("salt", {"norm_by_std": False, "node": "history_action"}),
+    ("tempo", {}),
+    ("tempo", {"td_weight": 0.5, "prefix": "states_and_actions"}),
+    ("tempo", {"base": "rloo", "td_weight": 2.0}),
+    ("drmas", {}),
+    ("drmas", {"stats_over": "trajectories"}),
+    ("drmas", {"norm_by_std": False}),
+    ("gdpo", {}),
+    ("gdpo", {"norm_by_std": False}),
 ]
 
 
@@ -94,7 +130,7 @@ def test_shifting_every_return_changes_nothing(name, columns, shift):
     last = batch.order[batch.traj_start + batch.traj_len - 1]
     shifted = columns.reward.copy()
     shifted[last] += shift
-    params = {} if name in EPISODE_LEVEL else {"gamma": 1.0}
+    params = {"gamma": 1.0} if "gamma" in estimator_params(name) else {}
     np.testing.assert_allclose(
         run(name, columns.with_reward(shifted), **params),
         run(name, columns, **params),

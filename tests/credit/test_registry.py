@@ -21,7 +21,20 @@ from agentgym.credit import (
     validate_params,
 )
 
-BUILT_IN = ["gigpo", "grpo", "hgpo", "median", "mixed", "rloo", "stratified", "turn"]
+BUILT_IN = [
+    "drmas",
+    "gdpo",
+    "gigpo",
+    "grpo",
+    "hgpo",
+    "median",
+    "mixed",
+    "rloo",
+    "salt",
+    "stratified",
+    "tempo",
+    "turn",
+]
 COLUMNS = {"group": [0, 0], "traj": [0, 1], "step": [0, 0], "reward": [1.0, 0.0]}
 
 
@@ -50,7 +63,8 @@ def test_unknown_estimator_suggests_the_closest_and_lists_all():
 
 
 def test_unknown_estimator_without_a_close_match():
-    with pytest.raises(ValueError, match=r"^unknown credit estimator 'zzz'. Valid: 'gigpo', "):
+    valid = r"'drmas', 'gdpo', 'gigpo', "
+    with pytest.raises(ValueError, match=rf"^unknown credit estimator 'zzz'\. Valid: {valid}"):
         get_estimator("zzz")
 
 
@@ -95,7 +109,18 @@ def test_parameter_types_are_checked(params, message):
         ("grpo", {"epsilon": 0.0}, "parameter 'epsilon': got 0.0, must lie in (0.0, inf]"),
         ("hgpo", {"history_length": -1}, "parameter 'history_length': got -1, must lie in [0"),
         ("mixed", {"turn_weight": 2.0}, "parameter 'turn_weight': got 2.0, must lie in [0.0"),
-        ("hgpo", {"include_episode": True}, "include_episode=True with weight_offset=0 gives"),
+        (
+            "hgpo",
+            {"include_episode": True, "weight_offset": 0},
+            "include_episode=True with weight_offset=0 gives",
+        ),
+        (
+            "rloo",
+            {"leave_out": "row"},
+            "leave_out='row' leaves out one step row of the trajectory, which only exists "
+            "with stats_over='steps'",
+        ),
+        ("gdpo", {"component_weights": [1.0, float("nan")]}, "weights must be finite"),
     ],
 )
 def test_parameter_ranges_are_checked(name, params, message):
@@ -104,11 +129,20 @@ def test_parameter_ranges_are_checked(name, params, message):
     assert message in str(info.value)
 
 
+def test_gdpo_component_weights_must_be_a_list_of_numbers():
+    with pytest.raises(TypeError, match="'component_weights': expected a list of numbers"):
+        validate_params("gdpo", {"component_weights": "1,2"})
+    with pytest.raises(TypeError, match="'component_weights': expected numbers, got str '1'"):
+        validate_params("gdpo", {"component_weights": ["1", 2.0]})
+    validate_params("gdpo", {"component_weights": [1, 0.5]})
+
+
 def test_ranges_and_cross_parameter_rules_are_checked_without_running():
     with pytest.raises(ValueError, match=r"parameter 'gamma': got -0.1, must lie in \[0.0, 1.0\]"):
         validate_params("hgpo", {"gamma": -0.1})
     with pytest.raises(ValueError, match="include_episode=True with weight_offset=0"):
-        validate_params("hgpo", {"include_episode": True})
+        validate_params("hgpo", {"include_episode": True, "weight_offset": 0})
+    validate_params("hgpo", {"include_episode": True})  # default weight_offset=1
     validate_params("hgpo", {"include_episode": True, "weight_offset": 1})
     validate_params("hgpo", {"include_episode": True, "alpha": 0.0})
 
