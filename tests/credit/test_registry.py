@@ -14,6 +14,7 @@ from agentgym.credit import (
     UnknownEstimatorError,
     UnknownParameterError,
     compute_advantages,
+    estimator_inputs,
     estimator_params,
     get_estimator,
     list_estimators,
@@ -168,6 +169,18 @@ def test_estimator_params_reads_the_signature():
     assert not params["gamma"].per_row
     assert estimator_params("stratified")["stratum"].per_row
     assert estimator_params("hgpo")["history_length"].default == 2
+
+
+def test_estimators_list_the_inputs_they_take_by_name():
+    assert estimator_inputs("grpo") == []
+    assert estimator_inputs("stratified") == ["stratum"]
+    assert estimator_inputs("salt") == ["action"]
+    assert estimator_inputs("tempo") == ["action"]
+    assert estimator_inputs("drmas") == ["agent"]
+    assert estimator_inputs("gdpo") == ["reward_components"]
+    # inputs are data, not config
+    with pytest.raises(ValueError, match="'action' is an input filled from the trajectories"):
+        validate_params("salt", {"action": ["go"]}, settings_only=True)
 
 
 def test_register_a_custom_estimator_and_use_it():
