@@ -34,6 +34,11 @@ GARBAGE_ACTIONS: dict[str, Any] = {
     "bytes": b"up",
     "None": None,
     "int": 12345,
+    # ~1,000 levels: past Python's recursion limit for a JSON reader that does not guard it.
+    "deep JSON": '{"name": "run", "arguments": {"code": ' + "[" * 1000 + "]" * 1000 + "}}",
+    "lone surrogate": "go \ud800 north",  # not a character: no UTF-8 writer accepts it
+    # The JSON escape of one: what the tool call's JSON decodes to.
+    "lone surrogate in a tool call": '{"name": "submit", "arguments": {"code": "\\ud800"}}',
 }
 
 

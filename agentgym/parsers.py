@@ -104,20 +104,80 @@ class SearchR1Parser(ActionParser):
         return action
 
 
-def parse_tool_call_json(payload: str) -> dict[str, Any] | str:
-    """``{"name", "arguments"}`` from a tool-call JSON payload, or an error message."""
+#: The deepest nesting a tool call's JSON may have. Deeper is an invalid action: Python's
+#: JSON reader and writer recurse, and ~1,000 levels would raise ``RecursionError`` here
+#: or in whatever handles the call next.
+MAX_TOOL_CALL_DEPTH = 64
+_TOO_DEEP = f"the tool call's JSON is nested more than {MAX_TOOL_CALL_DEPTH} levels deep"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> int:
+    """The index of the first lone surrogate in ``text`` (``"\\ud800"``: not a character,
+    and no UTF-8 writer accepts it), or -1."""
+    match = _SURROGATE.search(text)
+    return -1 if match is None else match.start()
+
+
+def json_depth(value: Any, limit: int = MAX_TOOL_CALL_DEPTH) -> int:
+    """How deeply lists and dicts nest in ``value`` (a scalar is 0), counted without
+    recursion; the count stops once it passes ``limit``."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _load_json(text: str) -> Any:
+    """``json.loads``; nesting past :data:`MAX_TOOL_CALL_DEPTH` and lone surrogates in
+    the decoded strings are a ``ValueError`` with the reason."""
     try:
-        call = json.loads(payload)
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+    if json_depth(value) > MAX_TOOL_CALL_DEPTH:
+        raise ValueError(_TOO_DEEP)
+    # Escapes decode too ("\\ud800"): search what was decoded, keys included.
+    if lone_surrogate(json.dumps(value, ensure_ascii=False)) >= 0:
+        raise ValueError(
+            "the tool call contains a lone surrogate (e.g. \\ud800), which is not text"
+        )
+    return value
+
+
+def parse_tool_call_json(payload: str) -> dict[str, Any] | str:
+    """``{"name", "arguments"}`` from a tool-call JSON payload, or an error message.
+
+    Any text gives one or the other, never an exception: invalid JSON, JSON nested past
+    :data:`MAX_TOOL_CALL_DEPTH` and lone surrogates (``"\\ud800"``, which no UTF-8 writer
+    accepts) are error messages.
+    """
+    try:
+        call = _load_json(payload)
     except json.JSONDecodeError as exc:
         return f"the tool call is not valid JSON ({exc.msg} at character {exc.pos})"
+    except ValueError as exc:
+        return str(exc)
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
         return 'a tool call must be a JSON object with a "name" and "arguments"'
     arguments = call.get("arguments", {})
     if isinstance(arguments, str):  # some models emit the arguments JSON-encoded
         try:
-            arguments = json.loads(arguments)
+            arguments = _load_json(arguments)
         except json.JSONDecodeError:
             return "the tool call's arguments are a string that is not JSON"
+        except ValueError as exc:
+            return str(exc)
     if not isinstance(arguments, dict):
         return 'the tool call\'s "arguments" must be a JSON object'
     return {"name": call["name"], "arguments": arguments}

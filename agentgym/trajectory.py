@@ -12,6 +12,7 @@ columns (:func:`flatten`), so estimators are vectorised code over arrays.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -145,11 +146,18 @@ class Trajectory:
         return cls(**kwargs)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), default=_json_default, ensure_ascii=False)
+        """One JSON line; UTF-8 encodable even when a model's text holds lone surrogates
+        (``"\\ud800"``): those are written as ``\\u`` escapes and read back as they were."""
+        text = json.dumps(self.to_dict(), default=_json_default, ensure_ascii=False)
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
     @classmethod
     def from_json(cls, line: str) -> Trajectory:
         return cls.from_dict(json.loads(line))
+
+
+#: Outside strings JSON has no such characters, so escaping them in place is safe.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json_default(value: Any) -> Any:

@@ -420,5 +420,7 @@ def build_summary(
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    # A lone surrogate (from a model's text, in an error message) becomes a \u escape.
+    tmp.write_bytes(text.encode("utf-8", "backslashreplace"))
     tmp.replace(path)

@@ -55,7 +55,7 @@ from agentgym.envs.code.families import generate_tasks
 from agentgym.envs.code.grading import Grader, Report, clip
 from agentgym.envs.code.tasks import CodeTask, TaskSet, load_jsonl
 from agentgym.errors import ConfigError, NoExpertError, did_you_mean
-from agentgym.parsers import find_tags, parse_tool_call_json
+from agentgym.parsers import find_tags, lone_surrogate, parse_tool_call_json
 from agentgym.tools.sandbox import ExecResult, Limits, Sandbox, make_sandbox
 
 #: Limits of one sandbox run in this env (one run grades all tests of one call).
@@ -116,6 +116,19 @@ def normalize_code(code: str) -> str:
 
 def _digest(text: str, size: int = 6) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size).hexdigest()
+
+
+def _checked_text(name: str, code: str, stdin: str) -> tuple[str, str, str] | str:
+    """The call, or why its text cannot be run: a lone surrogate (``"\\ud800"``) is not
+    a character, so no Python source or UTF-8 input can hold it."""
+    for what, text in (("code", code), ("stdin", stdin)):
+        at = lone_surrogate(text)
+        if at >= 0:
+            return (
+                f"the {what} contains a lone surrogate ({text[at]!r} at character {at}), "
+                "which is not text"
+            )
+    return name, code, stdin
 
 
 class CodeSandboxEnv(TextEnv):
@@ -289,7 +302,7 @@ class CodeSandboxEnv(TextEnv):
         if not payload.startswith("{"):
             blocks = _FENCE.findall(action) if self.accept_fenced_code else []
             if blocks and blocks[-1].strip():
-                return "submit", blocks[-1], ""
+                return _checked_text("submit", blocks[-1], "")
             return "the response has no tool call"
         call = parse_tool_call_json(payload)
         if isinstance(call, str):
@@ -306,7 +319,7 @@ class CodeSandboxEnv(TextEnv):
             return f'{name} needs a non-empty string argument "code"'
         if not isinstance(stdin, str):
             return f'"stdin" must be a string, got {type(stdin).__name__}'
-        return name, code, stdin
+        return _checked_text(name, code, stdin)
 
     def _step(self, action: str) -> StepResult:
         parsed = self.parse_action(action)

@@ -206,7 +206,11 @@ def encode_files(files: Files | None) -> dict[str, str]:
                 f"file name {name!r} must be a relative path inside the working directory "
                 "(no leading '/', no '..')"
             )
-        data = content.encode() if isinstance(content, str) else bytes(content)
+        # Lone surrogates pass as the runner's code and stdin do (a model's text may
+        # hold one): encoding never raises.
+        data = (
+            content.encode("utf-8", "surrogatepass") if isinstance(content, str) else bytes(content)
+        )
         out[name] = base64.b64encode(data).decode("ascii")
     return out
 
