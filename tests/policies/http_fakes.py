@@ -91,6 +91,68 @@ def serve(answer: Answer) -> Iterator[tuple[str, Recorder]]:
         server.server_close()
 
 
+@contextlib.contextmanager
+def raw_server(
+    handle: Callable[[socket.socket, threading.Event], None],
+) -> Iterator[tuple[str, threading.Event]]:
+    """A bare TCP server on loopback: ``handle(connection, stop)`` speaks HTTP by hand
+    (trickles bytes, holds a request, watches for the client hanging up). Yields the
+    ``/v1`` base URL and the event that tells handlers to stop."""
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=_handle_quietly, args=(handle, conn, stop), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1", stop
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def _handle_quietly(
+    handle: Callable[[socket.socket, threading.Event], None],
+    conn: socket.socket,
+    stop: threading.Event,
+) -> None:
+    with conn, contextlib.suppress(OSError):
+        handle(conn, stop)
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request (headers and a Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def forward(base_url: str) -> Callable[[str, str, dict[str, Any]], tuple[int, Any]]:
     """A function that forwards a request to the server at ``base_url`` (a real proxy)."""
     client = httpx.Client(timeout=60)

@@ -7,6 +7,9 @@ flaky, failing, slow and non-vLLM servers.
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +22,7 @@ from agentgym.policies.chat import render_prompt_ids
 from agentgym.policies.hf import HFPolicy
 from agentgym.policies.openai import OpenAIPolicy
 from tests.policies.helpers import ANSWER, PROMPTS, max_abs_diff, teacher_forced_logprobs
-from tests.policies.http_fakes import DROP, forward, serve, vllm_server
+from tests.policies.http_fakes import DROP, forward, raw_server, read_request, serve, vllm_server
 
 TOLERANCE = 1e-4  # the server's log-probs vs transformers', float32 on CPU
 GREEDY = SamplingParams(temperature=0, max_tokens=24)
@@ -266,16 +269,19 @@ def test_server_parsed_tool_calls_come_back_as_tool_call_text() -> None:
 
 
 def test_malformed_answers_and_wrong_inputs_are_per_prompt_errors() -> None:
-    with serve(lambda m, p, b, n: (200, b"not json")) as (url, _):
-        g = make_policy(f"openai:{url}#m").generate(
-            [PolicyInput(prompt_ids=[1])], SamplingParams()
-        )[0]
-    assert g.finish_reason == "error" and "invalid JSON" in (g.error or "")
-    with serve(lambda m, p, b, n: (200, {"choices": []})) as (url, _):
-        g = make_policy(f"openai:{url}#m").generate(
-            [PolicyInput(prompt_ids=[1])], SamplingParams()
-        )[0]
-    assert g.finish_reason == "error"
+    for bad, why in (
+        (b"not json", "invalid JSON"),
+        (b"[" * 100_000, "nested too deeply"),
+        ({"choices": []}, "no choices"),
+        ({"choices": [{"token_ids": "x"}]}, "ValueError"),
+    ):
+        with serve(lambda m, p, b, n, bad=bad: (200, bad)) as (url, seen):
+            g = make_policy(f"openai:{url}#m", max_retries=1, backoff=0.0).generate(
+                [PolicyInput(prompt_ids=[1])], SamplingParams()
+            )[0]
+        assert g.finish_reason == "error" and "malformed answer" in (g.error or ""), g.error
+        assert why in (g.error or ""), g.error
+        assert seen.count == 2  # retried like a 5xx
     with serve(lambda m, p, b, n: (200, completion())) as (url, seen):
         chat_only = make_policy(f"openai:{url}#m", api="chat")
         ids_only = make_policy(f"openai:{url}#m", api="completions")
@@ -308,3 +314,85 @@ def test_generate_is_thread_safe_for_model_discovery() -> None:
     assert {g.text for g in gens} == {"served"}
     assert sum(1 for b in seen.bodies if not b) == 1  # /models asked once
     assert threading.active_count() < 50
+
+
+def test_a_malformed_200_is_retried_like_a_5xx() -> None:
+    def flaky(method, path, body, n):  # type: ignore[no-untyped-def]
+        return (200, b"{truncated") if n == 0 else (200, completion(text="fine"))
+
+    with serve(flaky) as (url, seen):
+        policy = make_policy(f"openai:{url}#m", max_retries=2, backoff=0.0)
+        g = policy.generate([PolicyInput(prompt_ids=[1])], SamplingParams())[0]
+    assert g.finish_reason == "stop" and g.text == "fine" and seen.count == 2
+
+
+def _trickle(conn: socket.socket, stop: threading.Event, headers_too: bool) -> None:
+    read_request(conn)
+    body = json.dumps(completion()).encode()
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    if not headers_too:
+        conn.sendall(head)
+        head = b""
+    for byte in head + body:  # a byte every 0.2 s: each read is quick, the whole is not
+        if stop.wait(0.2):
+            return
+        conn.sendall(bytes([byte]))
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers-and-body"])
+def test_a_trickling_server_cannot_hold_a_request_past_its_deadline(headers_too: bool) -> None:
+    with raw_server(lambda c, s: _trickle(c, s, headers_too)) as (url, _):
+        policy = make_policy(f"openai:{url}#m", timeout=1.0, max_retries=1, backoff=0.0)
+        started = time.monotonic()
+        g = policy.generate([PolicyInput(prompt_ids=[1])], SamplingParams())[0]
+        elapsed = time.monotonic() - started
+        policy.close()
+    # Two attempts of at most 1 s each; the answer would have taken ~15 s per attempt.
+    assert g.finish_reason == "error" and "Timeout" in (g.error or ""), g.error
+    assert elapsed < 3.5, elapsed
+
+
+def test_ctrl_c_cancels_requests_in_flight() -> None:
+    hung_up: list[float] = []
+
+    def hold(conn: socket.socket, stop: threading.Event) -> None:
+        read_request(conn)
+        conn.settimeout(0.05)
+        while not stop.is_set():  # never answers; notes when the client hangs up
+            try:
+                if conn.recv(1) == b"":
+                    hung_up.append(time.monotonic())
+                    return
+            except TimeoutError:
+                continue
+
+    with raw_server(hold) as (url, _):
+        policy = make_policy(f"openai:{url}#m", timeout=60.0, concurrency=4)
+        main = threading.main_thread().ident
+        assert main is not None and threading.get_ident() == main
+        timer = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+        started = time.monotonic()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            policy.generate([PolicyInput(prompt_ids=[i]) for i in range(4)], SamplingParams())
+        interrupted = time.monotonic()
+        deadline = interrupted + 5
+        while len(hung_up) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        policy.close()
+    assert interrupted - started < 2.0  # not the 60 s timeout
+    assert len(hung_up) == 4 and max(hung_up) - interrupted < 2.0, hung_up
+
+
+def test_a_lone_surrogate_in_a_message_is_sent_as_an_escape() -> None:
+    answer = {"choices": [{"message": {"content": "a\ud800b"}, "finish_reason": "stop"}]}
+    with serve(lambda m, p, b, n: (200, answer)) as (url, seen):
+        policy = make_policy(f"openai:{url}#m")
+        first = policy.generate([PolicyInput(messages=PROMPTS[0])], SamplingParams())[0]
+        history = [*PROMPTS[0], {"role": "assistant", "content": first.text}]
+        second = policy.generate([PolicyInput(messages=history)], SamplingParams())[0]
+    assert first.text == "a\ud800b" and second.finish_reason == "stop"
+    assert seen.bodies[1]["messages"][-1]["content"] == "a\ud800b"
