@@ -81,9 +81,54 @@ def prefix_codes(batch: CreditBatch, token: np.ndarray, n_tokens: int) -> tuple[
     group, so two rows share a code exactly when they are in the same task group, at the
     same step, and their trajectories agree on every token up to that step: the nodes of
     the group's prefix tree. ``token`` holds dense codes in ``[0, n_tokens)``.
+    """
+    longest = int(batch.traj_len.max())
+    if longest * batch.n_traj <= _PADDED_SLOTS_PER_ROW * batch.n_rows:
+        return _prefix_codes_sorted(batch, token, longest)
+    return _prefix_codes_by_level(batch, token, n_tokens, longest)
 
-    One vectorised pass per step column over the trajectories still running (the key of
-    step t is the pair (key of step t - 1, token_t)), O(n) work in all.
+
+# the padded (trajectory, step) token matrix may hold at most this many slots per row
+_PADDED_SLOTS_PER_ROW = 4
+
+
+def _prefix_codes_sorted(
+    batch: CreditBatch, token: np.ndarray, longest: int
+) -> tuple[np.ndarray, int]:
+    """Prefix codes from the trajectories sorted lexicographically (a trie laid flat).
+
+    In (task group, token sequence) order the trajectories that share a prefix of length
+    t + 1 are adjacent, so a row starts a new node exactly where its trajectory's common
+    prefix with the previous one (same group) is shorter than t + 1. A handful of NumPy
+    calls on the padded (trajectory, step) matrix; no loop over steps.
+    """
+    n_traj = batch.n_traj
+    padded = np.full((n_traj, longest), -1, dtype=np.int64)  # -1 after a trajectory ends
+    padded[batch.traj, batch.step] = token
+    by_sequence = np.lexsort((*padded.T[::-1], batch.traj_group))
+    ordered = padded[by_sequence]
+    group = batch.traj_group[by_sequence]
+    same = ordered[1:] == ordered[:-1]
+    same &= (group[1:] == group[:-1])[:, None]
+    common = np.zeros(n_traj, dtype=np.int64)  # length of the prefix shared with the row above
+    common[1:] = np.logical_and.accumulate(same, axis=1).sum(axis=1)
+    column = np.arange(longest)
+    alive = column < batch.traj_len[by_sequence][:, None]
+    starts_node = alive & (column >= common[:, None])
+    # number the nodes column by column; a cell that starts no node has its run's code
+    code = np.cumsum(starts_node.T.ravel()).reshape(longest, n_traj).T - 1
+    rank = np.empty(n_traj, dtype=np.int64)
+    rank[by_sequence] = np.arange(n_traj)
+    return code[rank[batch.traj], batch.step], int(starts_node.sum())
+
+
+def _prefix_codes_by_level(
+    batch: CreditBatch, token: np.ndarray, n_tokens: int, longest: int
+) -> tuple[np.ndarray, int]:
+    """Prefix codes one step column at a time, for very uneven lengths (no padding).
+
+    The key of step t is the pair (key of step t - 1, token_t), densified over the
+    trajectories still running; O(n) work plus a few NumPy calls per step column.
     """
     order = batch.order
     token_sorted = token[order]
@@ -91,7 +136,6 @@ def prefix_codes(batch: CreditBatch, token: np.ndarray, n_tokens: int) -> tuple[
     by_length = np.argsort(-batch.traj_len, kind="stable")
     starts = batch.traj_start[by_length]
     lengths = batch.traj_len[by_length]
-    longest = int(lengths[0])
     # alive[t]: trajectories with more than t steps, a prefix of by_length
     alive = by_length.size - np.cumsum(np.bincount(lengths, minlength=longest + 1))[:longest]
     keys, n_keys = ops.combine_keys(

@@ -9,10 +9,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentgym.credit import CreditBatch, compute_advantages
+from agentgym.credit import CreditBatch, compute_advantages, ops
+from agentgym.credit.batch import intern_ids
+from agentgym.credit.columns import _prefix_codes_by_level, _prefix_codes_sorted
 
 from .batches import DYADIC_REWARDS, Columns, batches
-from .test_properties import FAST, run
+from .test_properties import FAST, run, same_partition
 
 
 def unique_actions(columns: Columns) -> Columns:
@@ -188,3 +190,18 @@ def test_rloo_row_variant_is_the_trajectory_variant_times_m_minus_l_over_m_minus
     row = compute_advantages("rloo", **columns.kwargs(), stats_over="steps", leave_out="row")
     trajectory = compute_advantages("rloo", **columns.kwargs(), stats_over="steps")
     np.testing.assert_allclose(row, trajectory * factor, rtol=0, atol=1e-9)
+
+
+@FAST
+@given(columns=batches(max_len=8, n_actions=2), with_states=st.booleans())
+def test_both_prefix_tree_builders_give_the_same_nodes(columns, with_states):
+    # the sorted (padded) builder serves similar lengths, the per-step one uneven lengths
+    batch = CreditBatch.from_columns(**columns.kwargs())
+    token, n_tokens = intern_ids(columns.action, "action")
+    if with_states:
+        token, n_tokens = ops.combine_keys(batch.state, batch.n_states, token, n_tokens)
+    longest = int(batch.traj_len.max())
+    flat, n_flat = _prefix_codes_sorted(batch, token, longest)
+    by_level, n_level = _prefix_codes_by_level(batch, token, n_tokens, longest)
+    assert n_flat == n_level == len(set(flat.tolist()))
+    assert same_partition(flat, by_level)
