@@ -114,14 +114,16 @@ class StepResult:
     """What :meth:`TextEnv._step` returns: the outcome of one valid or invalid action.
 
     ``info`` holds environment-specific extras; the base class adds the contract keys.
+    ``success`` and ``score`` left at ``None`` keep the episode's running values (a step
+    that does not decide the outcome need not repeat it).
     """
 
     observation: str
     reward: float = 0.0
     terminated: bool = False
     action_valid: bool = True
-    success: bool = False
-    score: float = 0.0
+    success: bool | None = None
+    score: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,6 +171,14 @@ class TextEnv(gymnasium.Env[str, str]):
     #: The response format (an :mod:`agentgym.parsers` name) prompts use unless a config
     #: says otherwise. Instances may override it (e.g. per action protocol).
     action_parser: str = "think_action"
+    #: Optional ``info`` keys this environment fills besides the contract's, e.g.
+    #: ``("num_tool_calls", "reward_components", "agent_id")``. A config whose estimator
+    #: needs an input carried by such a key checks this list when it loads (and, for a
+    #: key not listed, plays one step to look); see :mod:`agentgym.inputs`.
+    info_keys: ClassVar[tuple[str, ...]] = ()
+    #: The turn limit this environment gets when neither its registration nor a config
+    #: sets one (``None``: :data:`agentgym.registry.DEFAULT_MAX_STEPS`).
+    default_max_steps: ClassVar[int | None] = None
 
     def __init__(self, render_mode: str | None = None, max_observation_chars: int = 65536) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -327,7 +337,10 @@ class TextEnv(gymnasium.Env[str, str]):
             )
         else:
             result = self._step(action)
-        self._success, self._score = bool(result.success), float(result.score)
+        if result.success is not None:
+            self._success = bool(result.success)
+        if result.score is not None:
+            self._score = float(result.score)
         self._done = bool(result.terminated)
         self._last_obs = result.observation
         info = self._info()

@@ -114,6 +114,8 @@ def read_params(
     parameter after the positional ones must be keyword-only with a default; a class is
     read through its ``__init__`` (``skip`` then counts after ``self``).
     """
+    if inspect.isclass(fn) and fn.__init__ is object.__init__:  # type: ignore[misc]
+        return {}
     target = fn.__init__ if inspect.isclass(fn) else fn  # type: ignore[misc]
     parameters = list(inspect.signature(target).parameters.values())
     if inspect.isclass(fn):

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,8 @@ class Step:
         env_reward: the reward the environment returned.
         state_key: the env's ``state_key`` *before* the action (the state the agent acted
             in); anchor-state credit groups on it.
+        agent: the env's ``agent_id`` *before* the action (whose turn it was), or ``""``
+            for single-agent environments.
         action_valid: whether the response parsed and the env accepted the action.
         terminated, truncated: the env's flags after the action.
         finish_reason: why generation stopped (``"stop"``, ``"length"``, ...).
@@ -60,6 +63,7 @@ class Step:
     reward: float = 0.0
     env_reward: float = 0.0
     state_key: str = ""
+    agent: str = ""
     action_valid: bool = True
     terminated: bool = False
     truncated: bool = False
@@ -218,6 +222,9 @@ class StepColumns:
 
     Row ``i`` is step ``step[i]`` of trajectory ``trajectories[traj[i]]``. Group ids and
     state keys are interned to ints (``group_ids[group[i]]``, ``state_keys[state[i]]``).
+    The columns every estimator may ask for by name (see :mod:`agentgym.inputs`) are
+    attributes here; :meth:`column` returns any of them, and reads other names from the
+    steps' ``info`` on demand.
     """
 
     group: np.ndarray  # int64, interned group id
@@ -229,12 +236,13 @@ class StepColumns:
     num_tool_calls: np.ndarray  # int64, the trajectory's total, repeated on each of its rows
     group_ids: tuple[str, ...]
     state_keys: tuple[str, ...]
+    trajectories: tuple[Trajectory, ...] = ()
 
     def __len__(self) -> int:
         return len(self.group)
 
     def credit_kwargs(self) -> dict[str, np.ndarray]:
-        """The columns :func:`agentgym.credit.compute_advantages` takes."""
+        """The base columns :func:`agentgym.credit.compute_advantages` takes."""
         return {
             "group": self.group,
             "traj": self.traj,
@@ -242,6 +250,132 @@ class StepColumns:
             "reward": self.reward,
             "state": self.state,
         }
+
+    def steps(self) -> Iterator[Step]:
+        """Every step, in row order."""
+        for traj in self.trajectories:
+            yield from traj.steps
+
+    @cached_property
+    def action(self) -> np.ndarray:
+        """object array of the parsed action text per row (``""`` where it did not parse)."""
+        return _object_column(s.action or "" for s in self.steps())
+
+    @cached_property
+    def agent(self) -> np.ndarray:
+        """object array of the acting agent per row (the env's ``agent_id``; ``"agent"``
+        for single-agent environments)."""
+        return _object_column(s.agent or "agent" for s in self.steps())
+
+    @cached_property
+    def reward_components(self) -> np.ndarray:
+        """float64 ``[rows, K]``: the env's ``info["reward_components"]`` of each step (a
+        dict name -> value, or a list); missing components are 0. Names are in
+        :attr:`reward_component_names`."""
+        return self._components[0]
+
+    @property
+    def reward_component_names(self) -> tuple[str, ...]:
+        return self._components[1]
+
+    @cached_property
+    def _components(self) -> tuple[np.ndarray, tuple[str, ...]]:
+        return reward_component_matrix([s.info for s in self.steps()])
+
+    @cached_property
+    def stratum(self) -> np.ndarray:
+        """The env's ``info["stratum"]`` per row where it gives one, else the trajectory's
+        number of tool calls (the structural key of Stratified GRPO)."""
+        values = [t.steps[-1].info.get("stratum") if t.steps else None for t in self.trajectories]
+        if all(v is None for v in values):
+            return self.num_tool_calls
+        per_traj = np.array(
+            [
+                str(v) if v is not None else f"tools={t.num_tool_calls}"
+                for v, t in zip(values, self.trajectories, strict=True)
+            ],
+            dtype=object,
+        )
+        return per_traj[self.traj]
+
+    @cached_property
+    def success(self) -> np.ndarray:
+        """bool: whether the row's trajectory succeeded (repeated on each of its rows)."""
+        per_traj = np.array([bool(t.success) for t in self.trajectories], dtype=bool)
+        return per_traj[self.traj] if per_traj.size else np.zeros(0, dtype=bool)
+
+    def column(self, name: str) -> np.ndarray:
+        """The per-row column ``name``: an attribute above, or ``info[name]`` of each step
+        (the info the env returned after that step's action)."""
+        value = getattr(type(self), name, None)
+        if isinstance(value, cached_property | property) or name in _FIELD_NAMES:
+            return getattr(self, name)
+        rows = [s.info.get(name) for s in self.steps()]
+        if all(v is None for v in rows):
+            raise KeyError(name)
+        return _as_column(name, rows)
+
+
+def _object_column(values: Iterable[Any]) -> np.ndarray:
+    items = list(values)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _as_column(name: str, rows: list[Any]) -> np.ndarray:
+    """Numbers become a float64 array, anything else an object array (None kept)."""
+    if all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in rows):
+        return np.asarray(rows, dtype=np.float64)
+    if all(isinstance(v, bool | np.bool_) for v in rows):
+        return np.asarray(rows, dtype=bool)
+    return _object_column(rows)
+
+
+def reward_component_matrix(
+    infos: Sequence[dict[str, Any]],
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``[rows, K]`` matrix of ``info["reward_components"]`` and the K component names.
+
+    A step's components are a dict ``name -> number`` (names in order of first
+    appearance across the batch) or a list (named ``"0"``, ``"1"``, ...); a step without
+    them, or without one of the names, contributes 0. Non-finite or non-numeric values
+    are an error naming the row.
+    """
+    names: dict[str, int] = {}
+    rows: list[dict[str, float]] = []
+    for row, info in enumerate(infos):
+        given = info.get("reward_components")
+        if given is None:
+            rows.append({})
+            continue
+        if isinstance(given, dict):
+            items = [(str(k), v) for k, v in given.items()]
+        elif isinstance(given, list | tuple | np.ndarray):
+            items = [(str(k), v) for k, v in enumerate(given)]
+        else:
+            raise ValueError(
+                f"row {row}: info['reward_components'] must be a dict or a list, "
+                f"got {type(given).__name__}"
+            )
+        parsed: dict[str, float] = {}
+        for key, value in items:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"row {row}: reward component {key!r} is {value!r}, not a number"
+                ) from None
+            if not np.isfinite(number):
+                raise ValueError(f"row {row}: reward component {key!r} is {number}")
+            parsed[key] = number
+            names.setdefault(key, len(names))
+        rows.append(parsed)
+    matrix = np.zeros((len(rows), len(names)), dtype=np.float64)
+    for i, parsed in enumerate(rows):
+        for key, number in parsed.items():
+            matrix[i, names[key]] = number
+    return matrix, tuple(names)
 
 
 def flatten(trajectories: Sequence[Trajectory]) -> StepColumns:
@@ -290,4 +424,8 @@ def flatten(trajectories: Sequence[Trajectory]) -> StepColumns:
         num_tool_calls=tools[traj],
         group_ids=tuple(group_codes),
         state_keys=tuple(state_codes),
+        trajectories=tuple(trajectories),
     )
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(StepColumns))

@@ -1,26 +1,15 @@
 """Checkpoints: a Hugging Face model directory plus the trainer's state, resumable.
 
-Layout of a run directory::
-
-    RUN_DIR/
-      config.yaml              the resolved config
-      metrics.jsonl            one JSON object per logged iteration
-      checkpoints/
-        iter_000010/
-          model/               Hugging Face model directory (LoRA merged): load it with
-                               transformers, vLLM, or ``agentgym eval --policy RUN_DIR``
-          trainer_state.pt     optimizer, trainable weights (LoRA included), RNG states,
-                               iteration and data position
-        latest -> iter_000010  (symlink to the newest complete checkpoint)
-
-A checkpoint is written to a temporary directory and renamed into place, and ``latest``
-is switched only after that, so a run killed at any moment (even SIGKILL) leaves the
-previous checkpoint intact and loses at most the iteration in flight.
+The layout is :mod:`agentgym.runs`'s (``RUN_DIR/checkpoints/iter_000010/{model,
+trainer_state.pt, checkpoint.json}`` and ``latest``). A checkpoint is written to a
+temporary directory and renamed into place, and ``latest`` is switched only after that,
+so a run killed at any moment (even SIGKILL) leaves the previous checkpoint intact and
+loses at most the iteration in flight. Pruning removes only checkpoints the same run
+wrote (their ``checkpoint.json`` carries its id) that are older than the newest ``keep``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -30,26 +19,41 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym.runs import (
+    CHECKPOINT_INFO,
+    LATEST,
+    MODEL,
+    TRAINER_STATE,
+    RunDir,
+    RunDirError,
+    checkpoint_info,
+    write_json,
+)
 from agentgym.trainers.model import base_model, save_pretrained
 
-CHECKPOINTS = "checkpoints"
-LATEST = "latest"
+__all__ = [
+    "checkpoint_dir",
+    "checkpoint_iteration",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 
 def checkpoint_dir(run_dir: str | Path, iteration: int) -> Path:
-    return Path(run_dir) / CHECKPOINTS / f"iter_{iteration:06d}"
+    return RunDir(run_dir).checkpoint(iteration)
 
 
 def checkpoint_iteration(path: str | Path) -> int:
     """The iteration a checkpoint directory was saved after."""
-    return int(json.loads((Path(path) / "checkpoint.json").read_text())["iteration"])
+    return int(checkpoint_info(Path(path))["iteration"])
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run, or ``None``."""
-    link = Path(run_dir) / CHECKPOINTS / LATEST
-    if link.exists():
-        return link.resolve()
+    """The newest intact checkpoint of a run (``latest``, or the newest complete one when
+    ``latest`` dangles), or ``None``."""
+    for path, _why in RunDir(run_dir).resume_candidates():
+        return path
     return None
 
 
@@ -75,14 +79,17 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     extra: dict[str, Any],
     keep: int = 2,
+    run_id: str | None = None,
 ) -> Path:
-    """Write checkpoint ``iteration`` atomically, point ``latest`` at it, prune old ones."""
-    final = checkpoint_dir(run_dir, iteration)
+    """Write checkpoint ``iteration`` atomically, point ``latest`` at it, prune old ones
+    (only those of ``run_id``, see the module docstring)."""
+    run = RunDir(run_dir)
+    final = run.checkpoint(iteration)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
-        shutil.rmtree(tmp)
+        shutil.rmtree(tmp)  # our own unfinished write of this very checkpoint
     tmp.mkdir(parents=True)
-    save_pretrained(model, tokenizer, str(tmp / "model"))
+    save_pretrained(model, tokenizer, str(tmp / MODEL))
     trainable = {
         k: v.detach().cpu() for k, v in base_model(model).named_parameters() if v.requires_grad
     }
@@ -94,11 +101,11 @@ def save_checkpoint(
             "rng": rng_state(),
             **extra,
         },
-        tmp / "trainer_state.pt",
+        tmp / TRAINER_STATE,
     )
-    (tmp / "checkpoint.json").write_text(json.dumps({"iteration": iteration}))
+    write_json(tmp / CHECKPOINT_INFO, {"iteration": iteration, "run_id": run_id})
     if final.exists():
-        shutil.rmtree(final)
+        shutil.rmtree(final)  # the same iteration of the same run, written again
     os.replace(tmp, final)
     link = final.parent / LATEST
     tmp_link = final.parent / f".{LATEST}.tmp"
@@ -106,19 +113,49 @@ def save_checkpoint(
         tmp_link.unlink()
     tmp_link.symlink_to(final.name)
     os.replace(tmp_link, link)
-    _prune(final.parent, keep)
+    _prune(run, iteration, keep, run_id)
     return final
 
 
-def _prune(folder: Path, keep: int) -> None:
-    done = sorted(p for p in folder.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
-    for old in done[: max(0, len(done) - max(keep, 1))]:
+def _prune(run: RunDir, iteration: int, keep: int, run_id: str | None) -> None:
+    """Delete this run's checkpoints older than the newest ``keep`` it wrote up to
+    ``iteration``; checkpoints of another run, or newer ones, are never touched."""
+    ours = []
+    for path in run.checkpoint_dirs():
+        try:
+            info = checkpoint_info(path)
+        except RunDirError:
+            continue
+        if info.get("run_id") == run_id and info["iteration"] <= iteration:
+            ours.append((info["iteration"], path))
+    ours.sort()
+    for _it, old in ours[: max(0, len(ours) - max(keep, 1))]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def read_trainer_state(path: str | Path) -> dict:
+    """A checkpoint's ``trainer_state.pt``; :class:`~agentgym.runs.RunDirError` naming the
+    file when it is missing, truncated or not a trainer state."""
+    file = Path(path) / TRAINER_STATE
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise RunDirError(f"{file} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict) or not {"trainable", "optimizer", "rng", "iteration"} <= set(
+        state
+    ):
+        raise RunDirError(f"{file} is not a trainer state written by agentgym")
+    return state
+
+
 def load_checkpoint(path: str | Path, model: Any, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore trainable weights, optimizer and RNG from a checkpoint; return its state."""
-    state = torch.load(Path(path) / "trainer_state.pt", map_location="cpu", weights_only=False)
+    """Restore trainable weights, optimizer and RNG from a checkpoint; return its state.
+
+    The whole state is read and checked before anything is changed, so a damaged
+    checkpoint leaves the model and optimizer as they were (and the caller may try an
+    older one).
+    """
+    state = read_trainer_state(path)
     params = dict(base_model(model).named_parameters())
     missing = [k for k in state["trainable"] if k not in params]
     if missing:

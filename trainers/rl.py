@@ -1,10 +1,13 @@
 """The training run: (tiny model) -> SFT warm start -> test -> RL iterations -> test.
 
-Each RL iteration: sample B train tasks -> roll out N per task -> credit
-(``agentgym.credit.compute_advantages``) -> PPO epochs -> push weights to the inference
-engine -> log; validation every ``trainer.val_every``; checkpoint every
-``trainer.save_every``. The loop only calls parts that stand alone (rollout engine, credit
-estimators, :func:`~agentgym.trainers.update.ppo_update`, checkpoints, loggers).
+Each RL iteration: sample B train tasks -> roll out N per task -> one
+:class:`~agentgym.trainers.batch.IterationBatch` (reward shaping -> credit with the
+estimator's inputs filled by name -> group filter -> samples) -> PPO epochs -> push
+weights to the inference engine -> log; validation every ``trainer.val_every``;
+checkpoint every ``trainer.save_every``. The loop only calls parts that stand alone
+(rollout engine, shapers, credit estimators, :func:`~agentgym.trainers.update.ppo_update`,
+checkpoints, loggers). Metrics of training, validation and ``agentgym eval`` come from one
+function, :func:`agentgym.evaluation.metrics.summarize`.
 
 Determinism: every iteration's task sample and sampling seed derive from
 ``(seed, iteration)``, so a run resumed from a checkpoint continues exactly as an
@@ -25,31 +28,28 @@ import numpy as np
 import torch
 
 from agentgym.config import TrainConfig, save_config, to_dict
-from agentgym.credit import compute_advantages
-from agentgym.policies import Policy
-from agentgym.rollout import RolloutEngine, TaskRequest, sample_tasks
-from agentgym.trainers import distributed as dist
-from agentgym.trainers.checkpoint import (
-    checkpoint_iteration,
-    latest_checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
-from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
-from agentgym.trainers.samples import build_samples
-from agentgym.trainers.setup import (
+from agentgym.config.settings import (
     TEST_SEED_OFFSET,
     VALIDATION_SEED_OFFSET,
-    build_engine,
-    ensure_model,
     env_spec,
     prompt_builder,
     sampling_params,
 )
+from agentgym.evaluation.metrics import summarize
+from agentgym.policies import Policy
+from agentgym.rollout import RolloutEngine, TaskRequest, sample_tasks
+from agentgym.runs import RunDir, RunDirError, prepare_new, write_json
+from agentgym.shaping import build_shapers
+from agentgym.trainers import distributed as dist
+from agentgym.trainers.batch import IterationBatch
+from agentgym.trainers.checkpoint import load_checkpoint, save_checkpoint
+from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
+from agentgym.trainers.rollout_log import write_rollout_sample
+from agentgym.trainers.setup import build_engine, ensure_model
 from agentgym.trainers.sft import sft_samples, sft_train
 from agentgym.trainers.tracking import MetricLogger
 from agentgym.trainers.update import fill_logprobs, ppo_update
-from agentgym.trajectory import Trajectory, flatten, read_jsonl
+from agentgym.trajectory import Trajectory, read_jsonl
 
 
 @dataclass
@@ -82,26 +82,6 @@ def _make_policy(cfg: TrainConfig, model: Any, tokenizer: Any, model_dir: str) -
     return policy
 
 
-def _trajectory_metrics(trajs: list[Trajectory], prefix: str) -> dict[str, float]:
-    if not trajs:
-        return {}
-    ok = [t for t in trajs if t.status != "error"]
-    steps = [s for t in ok for s in t.steps]
-    return {
-        f"{prefix}/success": float(np.mean([t.success for t in trajs])),
-        f"{prefix}/score": float(np.mean([t.score for t in trajs])),
-        f"{prefix}/reward": float(np.mean([t.total_reward for t in ok])) if ok else 0.0,
-        f"{prefix}/steps": float(np.mean([len(t.steps) for t in ok])) if ok else 0.0,
-        f"{prefix}/invalid_rate": float(np.mean([not s.action_valid for s in steps]))
-        if steps
-        else 0.0,
-        f"{prefix}/error_rate": float(np.mean([t.status == "error" for t in trajs])),
-        f"{prefix}/response_tokens": float(np.mean([len(s.response_ids) for s in steps]))
-        if steps
-        else 0.0,
-    }
-
-
 def evaluate_split(
     engine: RolloutEngine, tasks: list[TaskRequest], prefix: str, episodes: int = 1
 ) -> dict[str, float]:
@@ -125,95 +105,157 @@ def _demonstrations(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
         engine.close()
 
 
-def train(cfg: TrainConfig, resume: bool = False, console: Any = None) -> RunResult:
+def train(
+    cfg: TrainConfig, resume: bool = False, console: Any = None, force: bool = False
+) -> RunResult:
     """Run the whole recipe described by ``cfg``; see the module docstring.
 
-    Whatever ends the run (the last iteration, an error, Ctrl-C), the metric sinks are
-    flushed and closed and the environment pools, the policy and the process group are
-    shut down.
+    A new run (``resume=False``) refuses a run directory that already holds files, unless
+    ``force`` moves them aside (to ``RUN_DIR.N``; nothing is deleted). ``resume`` continues
+    from the newest checkpoint that loads (falling back past a dangling ``latest`` or a
+    damaged newest checkpoint, and saying so); with no checkpoint at all it starts over
+    after moving any files aside. Whatever ends the run (the last iteration, an error,
+    Ctrl-C), the metric sinks are flushed and closed and the environment pools, the
+    policy and the process group are shut down.
     """
     with contextlib.ExitStack() as cleanup:
-        return _train(cfg, resume, console, cleanup)
+        return _train(cfg, resume, force, console, cleanup)
+
+
+@dataclass
+class _Parts:
+    """What one iteration needs, built once per run."""
+
+    cfg: TrainConfig
+    ctx: dist.DistContext
+    run: RunDir
+    model: Any
+    ddp_model: Any
+    ref_model: Any
+    optimizer: torch.optim.Optimizer
+    policy: Policy
+    engine: RolloutEngine
+    shapers: list[tuple[str, Any]]
+    pad_id: int
+    device: torch.device
+
+
+def _say(ctx: dist.DistContext, console: Any, message: str) -> None:
+    if not ctx.is_main:
+        return
+    if console is not None:
+        console.print(message)
+    else:
+        print(message)
+
+
+def _prepare_dir(
+    run: RunDir, resume: bool, force: bool, ctx: dist.DistContext, console: Any
+) -> tuple[list[Path], str]:
+    """Resume candidates (best first; empty for a fresh start) and the run's id."""
+    candidates: list[Path] = []
+    if ctx.is_main:
+        if resume:
+            candidates = [path for path, _why in run.resume_candidates()]
+            if not candidates:
+                moved = prepare_new(run, force=True)
+                note = f"; its files were moved to {moved}" if moved else ""
+                _say(ctx, console, f"no checkpoint to resume in {run.path}: starting over{note}")
+        else:
+            moved = prepare_new(run, force)
+            if moved is not None:
+                _say(ctx, console, f"--force: the previous contents of {run.path} are in {moved}")
+        run_id = (run.run_id() if candidates else None) or run.start()
+    else:
+        run_id = ""
+    candidates = dist.broadcast_object(candidates, ctx)
+    run_id = dist.broadcast_object(run_id, ctx)
+    return candidates, run_id
+
+
+def _load_first(
+    candidates: list[Path],
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    ctx: dist.DistContext,
+    console: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """Load the first checkpoint of ``candidates`` that loads; say which ones failed."""
+    problems = []
+    for path in candidates:
+        try:
+            state = load_checkpoint(path, model, optimizer)
+        except (RunDirError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            _say(ctx, console, f"checkpoint {path} cannot be used ({exc}); trying an older one")
+            continue
+        if problems:
+            _say(ctx, console, f"resuming from the older checkpoint {path}")
+        return path, state
+    raise RunDirError("no checkpoint of the run could be loaded:\n  " + "\n  ".join(problems))
 
 
 def _train(
-    cfg: TrainConfig, resume: bool, console: Any, cleanup: contextlib.ExitStack
+    cfg: TrainConfig, resume: bool, force: bool, console: Any, cleanup: contextlib.ExitStack
 ) -> RunResult:
     from agentgym.trainers.progress import RunProgress
 
     ctx = dist.init()
     cleanup.callback(dist.shutdown, ctx)
-    run_dir = Path(cfg.trainer.out_dir)
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if resume and ckpt is None and ctx.is_main:
-        print(f"no checkpoint in {run_dir}; starting from scratch")
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+    run = RunDir(cfg.trainer.out_dir)
+    candidates, run_id = _prepare_dir(run, resume, force, ctx, console)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.policy.device if not ctx.distributed else "cpu")
     progress = RunProgress(enabled=cfg.trainer.progress and ctx.is_main, console=console)
 
     with progress.status("preparing the model"):
-        model_dir = ensure_model(cfg, run_dir) if ctx.is_main else None
+        model_dir = ensure_model(cfg, run.path) if ctx.is_main else None
         model_dir = dist.broadcast_object(model_dir, ctx)
         model, tokenizer = load_model(model_dir, cfg.policy.dtype, str(device))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    logger = MetricLogger(
-        run_dir,
-        cfg.trainer.loggers,
-        config=to_dict(cfg),
-        resume_after=None if ckpt is None else checkpoint_iteration(ckpt),
-        enabled=ctx.is_main,
-        project=cfg.trainer.wandb_project,
-    )
-    cleanup.callback(logger.close)
-    summary: dict[str, Any] = {}
-    if ckpt is not None and (run_dir / "summary.json").exists():
-        summary = json.loads((run_dir / "summary.json").read_text())
 
     # ------------------------------------------------------------------ SFT warm start
-    if cfg.sft.enabled and ckpt is None:
-        with progress.status("collecting demonstrations"):
-            demos = _demonstrations(cfg, tokenizer)
-        samples = sft_samples(
-            demos,
-            tokenizer,
-            cfg.env.prompt.style,
-            only_successful=cfg.sft.only_successful,
-            prompts=prompt_builder(cfg),
-        )
-        bar = progress.task("SFT", total=cfg.sft.epochs * -(-len(samples) // cfg.sft.batch_size))
-        sft_metrics = sft_train(
-            model,
-            samples,
-            epochs=cfg.sft.epochs,
-            lr=cfg.sft.lr,
-            batch_size=cfg.sft.batch_size,
-            pad_id=pad_id,
-            rng=np.random.default_rng(cfg.seed),
-            device=device,
-            on_batch=lambda m: bar.advance(loss=m["sft/loss"]),
-        )
-        bar.done()
-        logger.log(sft_metrics, iteration=0)
+    sft_metrics: dict[str, float] = {}
+    if cfg.sft.enabled and not candidates:
+        sft_metrics = _sft(cfg, model, tokenizer, pad_id, device, progress)
         if ctx.is_main:  # RL can restart from here: policy.model=RUN_DIR/sft-model
             from agentgym.trainers.model import save_pretrained
 
-            save_pretrained(model, tokenizer, str(run_dir / "sft-model"))
+            save_pretrained(model, tokenizer, str(run.sft_model))
 
     model = apply_lora(model, cfg.actor)
     ref_model = None
-    if cfg.actor.use_kl_loss:
+    if cfg.actor.needs_reference:
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.actor.lr, weight_decay=cfg.actor.weight_decay)
+    shapers = build_shapers(cfg.algorithm.reward_shaping)
     start_iteration = 0
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer)
+    if candidates:
+        _ckpt, state = _load_first(candidates, model, optimizer, ctx, console)
         start_iteration = int(state["iteration"])
+        for (name, shaper), saved in zip(shapers, state.get("shapers", []), strict=False):
+            if saved.get("name") == name:
+                shaper.load_state_dict(saved["state"])
+    if ctx.is_main:  # only now: a failed resume leaves the run's own config.yaml alone
+        save_config(cfg, run.config)
+    logger = MetricLogger(
+        run.path,
+        cfg.trainer.loggers,
+        config=to_dict(cfg),
+        resume_after=start_iteration if candidates else None,
+        enabled=ctx.is_main,
+        project=cfg.trainer.wandb_project,
+    )
+    cleanup.callback(logger.close)
+    if sft_metrics:
+        logger.log(sft_metrics, iteration=0)
+    summary: dict[str, Any] = {}
+    if candidates and run.summary.exists():
+        summary = json.loads(run.summary.read_text())
+
     ddp_model = dist.wrap(model, ctx)
     policy = cleanup.enter_context(
         contextlib.closing(_make_policy(cfg, model, tokenizer, model_dir))
@@ -235,12 +277,26 @@ def _train(
         if cfg.trainer.test_tasks
         else []
     )
+    parts = _Parts(
+        cfg,
+        ctx,
+        run,
+        model,
+        ddp_model,
+        ref_model,
+        optimizer,
+        policy,
+        train_engine,
+        shapers,
+        pad_id,
+        device,
+    )
 
     if test_tasks and ctx.is_main and "test_before" not in summary:
         with progress.status(f"testing on {len(test_tasks)} held-out tasks (before RL)"):
             summary["test_before"] = evaluate_split(val_engine, test_tasks, "test")
         logger.log({f"{k}_before": v for k, v in summary["test_before"].items()}, start_iteration)
-        _write_summary(run_dir, summary)
+        write_json(run.summary, summary)
 
     # ------------------------------------------------------------------ RL
     bar = progress.task("RL", total=cfg.trainer.total_iterations, completed=start_iteration)
@@ -251,13 +307,19 @@ def _train(
     def save(at: int) -> None:
         nonlocal saved_at
         save_checkpoint(
-            run_dir,
+            run.path,
             at,
             model,
             tokenizer,
             optimizer,
-            {"seed": cfg.seed},
+            {
+                "seed": cfg.seed,
+                "shapers": [
+                    {"name": name, "state": shaper.state_dict()} for name, shaper in shapers
+                ],
+            },
             keep=cfg.trainer.keep_checkpoints,
+            run_id=run_id,
         )
         saved_at = at
 
@@ -265,19 +327,7 @@ def _train(
         if cfg.trainer.max_seconds and time.perf_counter() - started > cfg.trainer.max_seconds:
             iteration -= 1
             break
-        metrics = _rl_iteration(
-            cfg,
-            iteration,
-            ctx,
-            ddp_model,
-            model,
-            ref_model,
-            optimizer,
-            policy,
-            train_engine,
-            pad_id,
-            device,
-        )
+        metrics = _rl_iteration(parts, iteration)
         if cfg.trainer.val_every and iteration % cfg.trainer.val_every == 0 and ctx.is_main:
             metrics.update(
                 evaluate_split(val_engine, val_tasks, "val", cfg.trainer.val_episodes_per_task)
@@ -304,15 +354,15 @@ def _train(
         logger.log({f"{k}_after": v for k, v in summary["test_after"].items()}, iteration)
     summary["iterations"] = iteration
     if ctx.is_main:
-        _write_summary(run_dir, summary)
+        write_json(run.summary, summary)
         if iteration > 0:
             from agentgym.trainers.plots import plot_run
 
-            plot_run(run_dir)  # RUN_DIR/plots/*.png
+            plot_run(run.path)  # RUN_DIR/plots/*.png
     with torch.no_grad():
         param_norm = float(sum(p.double().pow(2).sum() for p in model.parameters()) ** 0.5)
     return RunResult(
-        str(run_dir),
+        str(run.path),
         iteration,
         summary.get("test_before"),
         summary.get("test_after"),
@@ -321,110 +371,108 @@ def _train(
     )
 
 
-def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    tmp.replace(run_dir / "summary.json")
-
-
-def _rl_iteration(
-    cfg: TrainConfig,
-    iteration: int,
-    ctx: dist.DistContext,
-    ddp_model: Any,
-    model: Any,
-    ref_model: Any,
-    optimizer: torch.optim.Optimizer,
-    policy: Policy,
-    engine: RolloutEngine,
-    pad_id: int,
-    device: torch.device,
+def _sft(
+    cfg: TrainConfig, model: Any, tokenizer: Any, pad_id: int, device: torch.device, progress: Any
 ) -> dict[str, float]:
-    """One iteration: rollout, credit, update, weight sync. Returns its metrics."""
+    with progress.status("collecting demonstrations"):
+        demos = _demonstrations(cfg, tokenizer)
+    samples = sft_samples(
+        demos,
+        tokenizer,
+        cfg.env.prompt.style,
+        only_successful=cfg.sft.only_successful,
+        prompts=prompt_builder(cfg),
+    )
+    bar = progress.task("SFT", total=cfg.sft.epochs * -(-len(samples) // cfg.sft.batch_size))
+    metrics = sft_train(
+        model,
+        samples,
+        epochs=cfg.sft.epochs,
+        lr=cfg.sft.lr,
+        batch_size=cfg.sft.batch_size,
+        pad_id=pad_id,
+        rng=np.random.default_rng(cfg.seed),
+        device=device,
+        on_batch=lambda m: bar.advance(loss=m["sft/loss"]),
+    )
+    bar.done()
+    return metrics
+
+
+def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
+    """One iteration: rollout, reward shaping, credit, samples, update, weight sync."""
+    cfg, ctx, engine = parts.cfg, parts.ctx, parts.engine
     it_seed = _iteration_seed(cfg.seed, iteration)
     t0 = time.perf_counter()
+
+    # rollout: this rank's share of the iteration's tasks, N rollouts each
     all_tasks = sample_tasks(env_spec(cfg), "train", cfg.trainer.tasks_per_iteration, seed=it_seed)
-    tasks = all_tasks[ctx.rank :: ctx.world_size]
     engine.sampling = sampling_params(cfg.policy.sampling, it_seed + ctx.rank)
     engine.stats = type(engine.stats)()
-    model.eval()
-    trajs = engine.run(tasks, n=cfg.env.rollout.n, group_prefix=f"it{iteration}-")
-    t_rollout = time.perf_counter() - t0
-    metrics = _trajectory_metrics(trajs, "train")
-    metrics.update(engine.stats.as_metrics("perf/rollout_"))
-
-    usable = [t for t in trajs if t.status != "error" and t.steps]
-    cols = flatten(usable)
-    advantages = np.zeros(len(cols))
-    if len(cols):
-        advantages = compute_advantages(
-            cfg.algorithm.adv_estimator,
-            **cols.credit_kwargs(),
-            **cfg.algorithm.estimator_kwargs(),
-        )
-    keep_traj = np.ones(len(usable), dtype=bool)
-    if cfg.algorithm.filter_groups and len(cols):
-        returns = np.array([t.total_reward for t in usable])
-        groups = np.array([t.group_id for t in usable])
-        for g in np.unique(groups):
-            members = groups == g
-            if np.ptp(returns[members]) == 0:
-                keep_traj[members] = False
-        metrics["train/kept_group_share"] = float(keep_traj.mean())
-    per_traj: list[list[float]] = [[0.0] * len(t.steps) for t in usable]
-    for row in range(len(cols)):
-        per_traj[cols.traj[row]][cols.step[row]] = float(advantages[row])
-    chosen = [i for i in range(len(usable)) if keep_traj[i]]
-    samples = build_samples(
-        [usable[i] for i in chosen], [per_traj[i] for i in chosen], cfg.env.prompt.style
+    parts.model.eval()
+    trajectories = engine.run(
+        all_tasks[ctx.rank :: ctx.world_size], n=cfg.env.rollout.n, group_prefix=f"it{iteration}-"
     )
-    if len(advantages):
-        metrics.update(
-            {
-                "credit/adv_mean": float(advantages.mean()),
-                "credit/adv_std": float(advantages.std()),
-                "credit/adv_abs_mean": float(np.abs(advantages).mean()),
-                "credit/adv_zero_share": float(np.mean(np.abs(advantages) < 1e-8)),
-            }
+    t_rollout = time.perf_counter() - t0
+
+    # one batch, read top to bottom
+    batch = IterationBatch.from_rollouts(iteration, trajectories)
+    batch.metrics.update(summarize(trajectories, "train/", by_type=False))
+    batch.metrics.update(engine.stats.as_metrics("perf/rollout_"))
+    batch.shape_rewards(parts.shapers)
+    batch.compute_advantages(cfg.algorithm.adv_estimator, cfg.algorithm.estimator_kwargs())
+    if cfg.algorithm.filter_groups:
+        batch.filter_groups()
+    batch.build_samples(cfg.env.prompt.style)
+    if cfg.trainer.save_rollouts and ctx.is_main and batch.usable:
+        write_rollout_sample(
+            parts.run.path,
+            iteration,
+            batch.usable,
+            batch.step_advantages(),
+            estimator=cfg.algorithm.adv_estimator,
+            max_groups=cfg.trainer.save_rollouts,
+            seed=cfg.seed,
         )
 
+    # update
     t1 = time.perf_counter()
+    samples = batch.samples
+    mb = cfg.actor.micro_batch_size
     if not cfg.actor.use_rollout_logprobs:
-        fill_logprobs(model, samples, "old_logprobs", cfg.actor.micro_batch_size, pad_id, device)
-    if ref_model is not None:
-        fill_logprobs(
-            ref_model, samples, "ref_logprobs", cfg.actor.micro_batch_size, pad_id, device
-        )
+        fill_logprobs(parts.model, samples, "old_logprobs", mb, parts.pad_id, parts.device)
+    if parts.ref_model is not None:
+        fill_logprobs(parts.ref_model, samples, "ref_logprobs", mb, parts.pad_id, parts.device)
     lr_scale = (
         min(1.0, iteration / cfg.actor.warmup_iterations) if cfg.actor.warmup_iterations else 1.0
     )
-    for group in optimizer.param_groups:
+    for group in parts.optimizer.param_groups:
         group["lr"] = cfg.actor.lr * lr_scale
     samples = dist.pad_samples(samples, ctx)  # equal step counts on every rank
-    update = ppo_update(
-        ddp_model,
-        optimizer,
-        samples,
-        cfg.actor,
-        norm_length=float(cfg.policy.sampling.max_tokens),
-        pad_id=pad_id,
-        rng=np.random.default_rng(it_seed),
-        device=device,
-        no_sync=getattr(ddp_model, "no_sync", None),
+    batch.metrics.update(
+        ppo_update(
+            parts.ddp_model,
+            parts.optimizer,
+            samples,
+            cfg.actor,
+            norm_length=float(cfg.policy.sampling.max_tokens),
+            pad_id=parts.pad_id,
+            rng=np.random.default_rng(it_seed),
+            device=parts.device,
+            no_sync=getattr(parts.ddp_model, "no_sync", None),
+        )
     )
-    metrics.update(update)
     if cfg.policy.backend != "hf":
-        policy.load_weights(merged_state_dict(model))
+        parts.policy.load_weights(merged_state_dict(parts.model))
     t_update = time.perf_counter() - t1
     tokens = sum(len(s.input_ids) for s in samples)
-    metrics.update(
+    batch.metrics.update(
         {
             "perf/seconds_rollout": t_rollout,
             "perf/seconds_update": t_update,
             "perf/seconds_iteration": time.perf_counter() - t0,
             "perf/train_tokens_per_s": tokens / max(t_update, 1e-9),
             "actor/lr": cfg.actor.lr * lr_scale,
-            "train/samples": float(len(samples)),
         }
     )
-    return dist.mean_metrics(metrics, ctx)
+    return dist.mean_metrics(batch.metrics, ctx)

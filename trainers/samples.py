@@ -35,6 +35,11 @@ class Sample:
             (the inference engine's, or recomputed by the trainer); NaN where unknown.
         traj_index, step_index: where the sample came from (step -1 for whole chats).
         ref_logprobs: per position, the frozen reference model's log-probs (KL loss).
+        group: the index of the task group the sample's trajectory belongs to (-1 when
+            unknown); aggregations that balance within groups read it.
+        segment: per position, the step (turn) index whose response the token belongs
+            to, -1 outside responses; ``None`` means "every response token belongs to
+            ``step_index``".
     """
 
     input_ids: list[int]
@@ -44,6 +49,8 @@ class Sample:
     traj_index: int
     step_index: int = -1
     ref_logprobs: list[float] | None = None
+    group: int = -1
+    segment: list[int] | None = None
 
     @property
     def num_response_tokens(self) -> int:
@@ -79,9 +86,21 @@ def build_samples(
     trajectories: Sequence[Trajectory],
     step_advantages: Sequence[Sequence[float]],
     style: str = "window",
+    groups: Sequence[int] | None = None,
 ) -> list[Sample]:
-    """Samples for training; ``step_advantages[i][t]`` is step ``t`` of trajectory ``i``."""
+    """Samples for training; ``step_advantages[i][t]`` is step ``t`` of trajectory ``i``.
+
+    ``groups[i]``, when given, is trajectory ``i``'s task-group index (else its
+    ``group_id`` is interned here).
+    """
     samples: list[Sample] = []
+    codes: dict[str, int] = {}
+    if groups is None:
+        groups = [codes.setdefault(t.group_id, len(codes)) for t in trajectories]
+
+    def group_of(i: int) -> int:
+        return int(groups[i])
+
     for i, (traj, advs) in enumerate(zip(trajectories, step_advantages, strict=True)):
         if style == "chat" and traj.steps and _is_prefix_chain(traj):
             last = traj.steps[-1]
@@ -89,6 +108,7 @@ def build_samples(
             if not last.response_ids:
                 continue
             mask, adv_row, lp_row = [0] * len(ids), [0.0] * len(ids), [np.nan] * len(ids)
+            segment = [-1] * len(ids)
             for t, step in enumerate(traj.steps):
                 start, r = len(step.prompt_ids), len(step.response_ids)
                 lps = step.response_logprobs if len(step.response_logprobs) == r else [np.nan] * r
@@ -96,11 +116,15 @@ def build_samples(
                     mask[start + j] = 1
                     adv_row[start + j] = float(advs[t])
                     lp_row[start + j] = float(lps[j])
-            samples.append(Sample(ids, mask, adv_row, lp_row, i))
+                    segment[start + j] = t
+            samples.append(
+                Sample(ids, mask, adv_row, lp_row, i, group=group_of(i), segment=segment)
+            )
             continue
         for t in range(len(traj.steps)):
             sample = _step_sample(i, t, traj, float(advs[t]))
             if sample is not None:
+                sample.group = group_of(i)
                 samples.append(sample)
     return samples
 
@@ -117,6 +141,7 @@ class TensorBatch:
     advantages: torch.Tensor  # [B, L-1]
     old_logprobs: torch.Tensor  # [B, L-1], NaN where unknown
     ref_logprobs: torch.Tensor  # [B, L-1], zeros when there is no reference
+    segment: torch.Tensor  # [B, L-1], long: the step index of each response token, -1 elsewhere
 
     def to(self, device: torch.device | str) -> TensorBatch:
         return TensorBatch(*(t.to(device) for t in self.__dict__.values()))
@@ -132,6 +157,7 @@ def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
     adv = torch.zeros((n, length), dtype=torch.float32)
     old = torch.full((n, length), float("nan"), dtype=torch.float32)
     ref = torch.zeros((n, length), dtype=torch.float32)
+    seg = torch.full((n, length), -1, dtype=torch.long)
     for i, s in enumerate(samples):
         k = len(s.input_ids)
         ids[i, :k] = torch.tensor(s.input_ids, dtype=torch.long)
@@ -141,6 +167,12 @@ def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
         old[i, :k] = torch.tensor(s.old_logprobs, dtype=torch.float32)
         if s.ref_logprobs is not None:
             ref[i, :k] = torch.tensor(s.ref_logprobs, dtype=torch.float32)
+        if s.segment is not None:
+            seg[i, :k] = torch.tensor(s.segment, dtype=torch.long)
+        else:
+            seg[i, :k] = torch.where(
+                mask[i, :k] > 0, torch.tensor(max(s.step_index, 0)), torch.tensor(-1)
+            )
     return TensorBatch(
         input_ids=ids,
         attention_mask=attn,
@@ -149,6 +181,7 @@ def collate(samples: Sequence[Sample], pad_id: int = 0) -> TensorBatch:
         advantages=adv[:, 1:],
         old_logprobs=old[:, 1:],
         ref_logprobs=ref[:, 1:],
+        segment=seg[:, 1:],
     )
 
 

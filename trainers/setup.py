@@ -1,81 +1,42 @@
 """Building a run's parts from its config: model, policy, engines, tasks.
 
-Each function builds one thing and can be called on its own (tests, notebooks, the
-evaluation CLI); the training loop in :mod:`agentgym.trainers.rl` only wires them.
+Each function builds one thing and can be called on its own (tests, notebooks); the
+training loop in :mod:`agentgym.trainers.rl` only wires them. The config -> settings
+adapter (env spec, prompts, sampling, evaluation seeds) is :mod:`agentgym.config.settings`,
+shared with evaluation.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from agentgym.config import TrainConfig
-from agentgym.policies import Policy, SamplingParams
-from agentgym.rollout import EnvSpec, PromptBuilder, PromptConfig, RolloutEngine
-from agentgym.rollout.build import build_engine as build_rollout_engine
-from agentgym.rollout.prompts import (
-    DEFAULT_CHAT_FIRST,
-    DEFAULT_CHAT_NEXT,
-    DEFAULT_SYSTEM,
-    DEFAULT_WINDOW,
+from agentgym.config.settings import (  # re-exported: the trainer's building blocks
+    TEST_SEED_OFFSET,
+    VALIDATION_SEED_OFFSET,
+    env_spec,
+    eval_task_seed,
+    prompt_builder,
+    prompt_config,
+    sampling_params,
 )
+from agentgym.policies import Policy, SamplingParams
+from agentgym.rollout import RolloutEngine
+from agentgym.rollout.build import build_engine as build_rollout_engine
+from agentgym.runs import RunDir
 
-
-def env_spec(cfg: TrainConfig) -> EnvSpec:
-    return EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_steps)
-
-
-VALIDATION_SEED_OFFSET = 1
-"""The trainer draws its validation tasks with ``seed + 1``."""
-TEST_SEED_OFFSET = 2
-"""The trainer draws its held-out test tasks with ``seed + 2``."""
-
-
-def eval_task_seed(cfg: TrainConfig, split: str) -> int | None:
-    """The seed the trainer of ``cfg`` drew its evaluation tasks of ``split`` with, or None.
-
-    ``agentgym eval`` of a training run uses it by default, so that with ``--tasks``
-    equal to the trainer's count (``trainer.test_tasks``, ``trainer.val_tasks``) it
-    plays exactly the trainer's tasks and reports the trainer's figure.
-    """
-    if split == "test":
-        return cfg.seed + TEST_SEED_OFFSET
-    if split == cfg.trainer.val_split:
-        return cfg.seed + VALIDATION_SEED_OFFSET
-    return None
-
-
-def prompt_config(cfg: TrainConfig) -> PromptConfig:
-    p = cfg.env.prompt
-    return PromptConfig(
-        style=p.style,
-        history_length=cfg.env.history_length,
-        system=DEFAULT_SYSTEM if p.system is None else p.system,
-        window_template=p.window_template or DEFAULT_WINDOW,
-        chat_first_template=p.chat_first_template or DEFAULT_CHAT_FIRST,
-        chat_next_template=p.chat_next_template or DEFAULT_CHAT_NEXT,
-        observation_role=p.observation_role,
-        show_admissible=p.show_admissible,
-    )
-
-
-def prompt_builder(cfg: TrainConfig) -> PromptBuilder:
-    """The prompts of this config, with its (or the environment's) action parser."""
-    from agentgym.parsers import get_parser
-    from agentgym.rollout.build import env_defaults
-
-    parser = cfg.env.action_parser or env_defaults(env_spec(cfg)).action_parser
-    return PromptBuilder(prompt_config(cfg), get_parser(parser))
-
-
-def sampling_params(section: Any, seed: int | None = None) -> SamplingParams:
-    return SamplingParams(
-        temperature=section.temperature,
-        top_p=section.top_p,
-        top_k=section.top_k,
-        max_tokens=section.max_tokens,
-        seed=seed,
-    )
+__all__ = [
+    "TEST_SEED_OFFSET",
+    "VALIDATION_SEED_OFFSET",
+    "build_engine",
+    "ensure_model",
+    "env_spec",
+    "eval_task_seed",
+    "prompt_builder",
+    "prompt_config",
+    "prompt_texts",
+    "sampling_params",
+]
 
 
 def build_engine(
@@ -130,7 +91,7 @@ def ensure_model(cfg: TrainConfig, run_dir: Path) -> str:
                 "use 'tiny' to build one for the environment"
             )
         return cfg.policy.model
-    out = run_dir / "tiny-model"
+    out = RunDir(run_dir).tiny_model
     if (out / "config.json").exists():
         return str(out)
     from agentgym.models import build_tiny_model, env_corpus

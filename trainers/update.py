@@ -16,10 +16,10 @@ import torch
 
 from agentgym.trainers.losses import (
     Aggregation,
+    LossInputs,
+    get_loss_term,
     get_policy_loss,
-    kl_penalty,
     masked_mean,
-    policy_loss_params,
 )
 from agentgym.trainers.samples import Sample, collate, token_logprobs
 
@@ -77,7 +77,8 @@ def ppo_update(
     if not samples:
         return {}
     loss_fn = get_policy_loss(actor.policy_loss)
-    params = policy_loss_params(actor)
+    params = actor.loss_settings()
+    terms = [(name, get_loss_term(name), p) for name, p in actor.terms().items()]
     mini_size = actor.mini_batch_size or len(samples)
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -91,16 +92,19 @@ def ppo_update(
                 total_tokens=float(sum(s.num_response_tokens for s in mini)),
                 total_seqs=float(len(mini)),
                 norm_length=norm_length,
+                samples=mini,
             )
             optimizer.zero_grad(set_to_none=True)
-            micro_batches = list(
-                _chunks(sorted(mini, key=lambda s: len(s.input_ids)), actor.micro_batch_size)
-            )
-            for k, micro in enumerate(micro_batches):
+            by_length = sorted(range(len(mini)), key=lambda i: len(mini[i].input_ids))
+            micro_batches = list(_chunks(by_length, actor.micro_batch_size))
+            for k, rows in enumerate(micro_batches):
                 last = k == len(micro_batches) - 1
                 ctx = no_sync() if (no_sync is not None and not last) else contextlib.nullcontext()
+                micro = [mini[i] for i in rows]
                 with ctx:
-                    metrics = _micro_step(model, micro, agg, loss_fn, params, actor, pad_id, device)
+                    metrics = _micro_step(
+                        model, micro, agg.for_rows(rows), loss_fn, params, terms, pad_id, device
+                    )
                 for key, value in metrics.items():
                     if key == "actor/pg_loss_part":  # parts of one mini-batch loss add up
                         sums["actor/pg_loss"] += value
@@ -140,7 +144,7 @@ def _micro_step(
     agg: Aggregation,
     loss_fn: Callable[..., tuple[torch.Tensor, dict[str, float]]],
     params: dict[str, Any],
-    actor: Any,
+    terms: list[tuple[str, Callable[..., tuple[torch.Tensor, dict[str, float]]], dict[str, Any]]],
     pad_id: int,
     device: torch.device | str,
 ) -> dict[str, float]:
@@ -152,12 +156,19 @@ def _micro_step(
     old = torch.nan_to_num(batch.old_logprobs, nan=0.0)
     pg_loss, metrics = loss_fn(logp, old, batch.advantages, batch.mask, agg, **params)
     loss = pg_loss
-    if actor.entropy_coeff:
-        loss = loss - actor.entropy_coeff * agg(entropy, batch.mask)
-    if actor.use_kl_loss:
-        kl = kl_penalty(logp, batch.ref_logprobs, actor.kl_loss_type)
-        loss = loss + actor.kl_loss_coef * agg(kl, batch.mask)
-        metrics["actor/kl_loss"] = float(masked_mean(kl.detach(), batch.mask))
+    inputs = LossInputs(
+        log_prob=logp,
+        old_log_prob=old,
+        advantages=batch.advantages,
+        mask=batch.mask,
+        entropy=entropy,
+        ref_log_prob=batch.ref_logprobs if any(s.ref_logprobs is not None for s in micro) else None,
+        segment=batch.segment,
+    )
+    for _name, term, term_params in terms:
+        value, term_metrics = term(inputs, agg, **term_params)
+        loss = loss + value
+        metrics.update(term_metrics)
     loss.backward()
     metrics["actor/entropy"] = float(masked_mean(entropy.detach(), batch.mask))
     metrics["actor/pg_loss_part"] = float(pg_loss.detach())

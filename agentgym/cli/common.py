@@ -21,11 +21,16 @@ INTERRUPTED = 130
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Print agentgym's typed errors (and ValueErrors) as one red line and exit 2."""
+def user_errors(typed_only: bool = False) -> Iterator[None]:
+    """Print agentgym's typed errors (and, unless ``typed_only``, ValueErrors and missing
+    files) as one red line and exit 2. Long work (a training run) passes ``typed_only``
+    so that a bug deep inside still shows its traceback."""
+    caught: tuple[type[BaseException], ...] = (
+        (AgentGymError,) if typed_only else (AgentGymError, ValueError, FileNotFoundError)
+    )
     try:
         yield
-    except (AgentGymError, ValueError, FileNotFoundError) as exc:
+    except caught as exc:
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from exc
 

@@ -17,6 +17,12 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         config: Path = typer.Argument(..., help="YAML config, e.g. examples/quickstart.yaml."),
         resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Start a new run in a directory that holds files (they are moved to "
+            "RUN_DIR.N, not deleted).",
+        ),
     ) -> None:
         """Train an agent: (tiny model) -> (SFT) -> RL -> held-out test.
 
@@ -29,7 +35,8 @@ def register(app: typer.Typer) -> None:
         from agentgym.trainers.rl import train as run
 
         try:
-            result = run(cfg, resume=resume, console=console)
+            with user_errors(typed_only=True):
+                result = run(cfg, resume=resume, console=console, force=force)
         except KeyboardInterrupt:
             _report_interrupt(cfg, config, list(ctx.args))
             raise typer.Exit(INTERRUPTED) from None
@@ -41,6 +48,9 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Argument(..., help="YAML config (its sft and policy sections)."),
         data: str = typer.Option(
             None, help="'expert' or a JSONL file from `agentgym rollout` (default: sft.data)."
+        ),
+        force: bool = typer.Option(
+            False, "--force", help="Use a run directory that holds files (moved to RUN_DIR.N)."
         ),
     ) -> None:
         """Supervised fine-tuning only: the config's SFT stage, no RL.
@@ -56,8 +66,11 @@ def register(app: typer.Typer) -> None:
             cfg = load_config(TrainConfig, config, overrides)
         from agentgym.trainers.rl import train as run
 
-        result = run(cfg, console=console)
-        console.print(f"SFT model: {Path(result.run_dir) / 'sft-model'}")
+        with user_errors(typed_only=True):
+            result = run(cfg, console=console, force=force)
+        from agentgym.runs import RunDir
+
+        console.print(f"SFT model: {RunDir(result.run_dir).sft_model}")
         _report(result)
 
     @app.command("plot")

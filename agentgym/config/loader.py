@@ -23,6 +23,12 @@ from agentgym.errors import ConfigError, closest
 
 T = TypeVar("T")
 
+#: Field metadata key of an "open sections" field: a ``dict[str, dict]`` filled from keys
+#: named after registered things (estimators, losses), e.g. ``algorithm.gigpo: {...}``.
+#: Its value is a function returning the valid section names (read when a config loads,
+#: after plugins have registered theirs).
+OPEN_SECTIONS = "agentgym_open_sections"
+
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[x, y]"]`` -> nested dict; values are parsed as YAML."""
@@ -57,7 +63,14 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build ``cls`` from a YAML file (optional) and dotted overrides."""
+    """Build ``cls`` from a YAML file (optional) and dotted overrides.
+
+    Plugins (the ``agentgym.plugins`` entry-point group) are imported first, so names they
+    register are valid in the config.
+    """
+    from agentgym.plugins import load_plugins
+
+    load_plugins()
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -77,15 +90,24 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'the config'} must be a mapping, got {data!r}")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    fields_ = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    names = [f.name for f in fields_ if OPEN_SECTIONS not in f.metadata]
+    open_field = next((f for f in fields_ if OPEN_SECTIONS in f.metadata), None)
+    sections = list(open_field.metadata[OPEN_SECTIONS]()) if open_field is not None else []
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         full = f"{where}.{key}" if where else str(key)
+        if key not in names and key in sections and open_field is not None:
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"'{full}' must be a mapping of settings, got {value!r}")
+            kwargs.setdefault(open_field.name, {})[key] = dict(value or {})
+            continue
         if key not in names:
-            hint = closest(str(key), names, n=1)
+            valid = names + sections
+            hint = closest(str(key), valid, n=1)
             suggestion = f" Did you mean '{where + '.' if where else ''}{hint[0]}'?" if hint else ""
             raise ConfigError(
-                f"unknown config key '{full}'.{suggestion} Valid keys here: {', '.join(names)}"
+                f"unknown config key '{full}'.{suggestion} Valid keys here: {', '.join(valid)}"
             )
         kwargs[key] = _coerce(hints[key], value, full)
     try:
@@ -162,9 +184,17 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
 
 
 def to_dict(obj: Any) -> Any:
-    """A plain dict/list tree of a config (for saving with a run)."""
+    """A plain dict/list tree of a config (for saving with a run); open sections are
+    written as the keys they were read from (``algorithm.gigpo: {...}``)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = to_dict(getattr(obj, f.name))
+            if OPEN_SECTIONS in f.metadata:
+                out.update(value)
+            else:
+                out[f.name] = value
+        return out
     if isinstance(obj, list | tuple):
         return [to_dict(v) for v in obj]
     if isinstance(obj, dict):

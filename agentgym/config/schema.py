@@ -12,11 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentgym.config.loader import OPEN_SECTIONS
 from agentgym.errors import ConfigError
-
-LossAgg = Literal[
-    "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"
-]
 
 
 @dataclass
@@ -177,7 +174,24 @@ class PolicySection:
     tiny: TinyModelSection = field(default_factory=TinyModelSection)
 
 
-_BUILTIN_ESTIMATORS = ("grpo", "rloo", "median", "gigpo", "hgpo", "turn", "mixed", "stratified")
+def _estimator_names() -> list[str]:
+    from agentgym.credit import list_estimators
+
+    return list_estimators()
+
+
+def _policy_loss_names() -> list[str]:
+    from agentgym.trainers.losses import list_policy_losses
+
+    return list_policy_losses()
+
+
+def _unknown(what: str, value: str, valid: list[str]) -> ConfigError:
+    from agentgym.errors import did_you_mean
+
+    return ConfigError(
+        f"{what} {value!r} is not registered.{did_you_mean(value, valid)} Valid: {', '.join(valid)}"
+    )
 
 
 @dataclass
@@ -185,64 +199,73 @@ class AlgorithmSection:
     """``algorithm``: credit assignment.
 
     Attributes:
-        adv_estimator: a registered estimator (``agentgym.credit.list_estimators()``).
+        adv_estimator: a registered estimator (``agentgym.credit.list_estimators()``,
+            including those of plugins).
         gamma: discount for step returns (passed to estimators that take it).
         filter_groups: DAPO dynamic sampling: drop groups whose trajectories all got
             the same return (their advantages are all zero, so they only dilute the
             batch). The iteration then trains on fewer samples; it does not resample.
-        grpo, rloo, median, gigpo, hgpo, turn, mixed, stratified: keyword parameters of
-            that estimator (e.g. ``algorithm.gigpo.step_advantage_w``); only the section
-            of the chosen estimator is used. ``params`` serves estimators you registered.
+        reward_shaping: reward shapers applied in order before credit, each
+            ``{name: ..., setting: value}`` (see :mod:`agentgym.shaping`).
+        <estimator name>: the settings of that estimator, e.g.
+            ``algorithm.gigpo.step_advantage_w``; any registered estimator (a plugin's
+            too) has its section; only the chosen estimator's is used, but every
+            section is checked.
+        params: the chosen estimator's settings (older spelling of its own section).
     """
 
     adv_estimator: str = "gigpo"
     gamma: float = 0.95
     filter_groups: bool = False
-    grpo: dict[str, Any] = field(default_factory=dict)
-    rloo: dict[str, Any] = field(default_factory=dict)
-    median: dict[str, Any] = field(default_factory=dict)
-    gigpo: dict[str, Any] = field(default_factory=dict)
-    hgpo: dict[str, Any] = field(default_factory=dict)
-    turn: dict[str, Any] = field(default_factory=dict)
-    mixed: dict[str, Any] = field(default_factory=dict)
-    stratified: dict[str, Any] = field(default_factory=dict)
+    reward_shaping: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    estimators: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={OPEN_SECTIONS: _estimator_names}
+    )
+
+    def __getattr__(self, name: str) -> dict[str, Any]:
+        # ``cfg.algorithm.gigpo`` reads that estimator's section (empty when unset)
+        if name.startswith("_") or name in ("estimators", "params"):
+            raise AttributeError(name)
+        if name in _estimator_names():
+            return self.estimators.get(name, {})
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def estimator_kwargs(self) -> dict[str, Any]:
-        """The keyword parameters for the chosen estimator (validated)."""
+        """The settings of the chosen estimator (validated; ``gamma`` filled in when the
+        estimator takes it)."""
         from agentgym.credit import estimator_params, validate_params
 
-        section = getattr(self, self.adv_estimator, None)
-        kwargs = dict(section if isinstance(section, dict) else self.params)
+        kwargs = {**self.params, **self.estimators.get(self.adv_estimator, {})}
         if "gamma" in estimator_params(self.adv_estimator) and "gamma" not in kwargs:
             kwargs["gamma"] = self.gamma
-        validate_params(self.adv_estimator, kwargs)
+        validate_params(self.adv_estimator, kwargs, settings_only=True)
         return kwargs
 
     def __post_init__(self) -> None:
-        from agentgym.credit import list_estimators
-
-        if self.adv_estimator not in list_estimators():
-            from agentgym.errors import did_you_mean
-
-            raise ConfigError(
-                f"algorithm.adv_estimator {self.adv_estimator!r} is not registered."
-                f"{did_you_mean(self.adv_estimator, list_estimators())} "
-                f"Valid: {', '.join(list_estimators())}"
-            )
         from agentgym.credit import validate_params
+        from agentgym.plugins import load_plugins
 
-        for name in _BUILTIN_ESTIMATORS:  # a typo in any section is an error, used or not
-            section = getattr(self, name)
-            if section and name != self.adv_estimator:
+        load_plugins()
+        names = _estimator_names()
+        if self.adv_estimator not in names:
+            raise _unknown("algorithm.adv_estimator", self.adv_estimator, names)
+        for name, section in self.estimators.items():  # a typo in any section is an error
+            if name != self.adv_estimator:
                 try:
-                    validate_params(name, section)
+                    validate_params(name, section, settings_only=True)
                 except (ValueError, TypeError) as exc:
                     raise ConfigError(f"algorithm.{name}: {exc}") from exc
         try:
             self.estimator_kwargs()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"algorithm.{self.adv_estimator}: {exc}") from exc
+        from agentgym.shaping import validate_shaping
+
+        try:
+            validate_shaping(self.reward_shaping)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(f"algorithm.reward_shaping: {exc}") from exc
 
 
 @dataclass
@@ -255,17 +278,23 @@ class ActorSection:
         ppo_epochs: passes over each iteration's samples.
         mini_batch_size: samples per optimizer step (``null``: the whole iteration).
         micro_batch_size: samples per forward/backward (gradient accumulation).
-        policy_loss: ``ppo`` (token-level ratio) or ``gspo`` (sequence-level ratio,
-            GSPO, arXiv 2507.18071).
-        clip_ratio_low, clip_ratio_high: PPO clip range ``[1 - low, 1 + high]``;
-            ``high > low`` is DAPO's clip-higher.
-        clip_ratio_c: dual-clip constant (> 1) bounding the loss of negative-advantage
-            tokens (Ye et al. 2020); ``null`` disables it.
-        loss_agg_mode: how token losses become one number (see
-            :mod:`agentgym.trainers.losses`).
+        policy_loss: a registered policy loss (``ppo``: token-level ratio; ``gspo``:
+            sequence-level ratio, GSPO, arXiv 2507.18071; or a plugin's).
+        <policy loss name>: that loss's settings, e.g. ``actor.gspo.clip_ratio_low``
+            (each loss has its own defaults: PPO 0.2/0.28 with dual clip 3.0, GSPO
+            3e-4/4e-4); only the chosen loss's section is used, every one is checked.
+        clip_ratio_low, clip_ratio_high, clip_ratio_c: verl's names for the chosen
+            loss's clip settings; ``null`` (default) keeps the loss's own default. Setting
+            one here and in the loss's section is an error. To turn PPO's dual clip off,
+            set ``actor.ppo.clip_ratio_c: null``.
+        loss_agg_mode: how token losses become one number (a registered aggregation,
+            see :mod:`agentgym.trainers.losses`).
+        loss_terms: extra loss terms by name with their settings, e.g.
+            ``{llds: {coef: 0.1}}``.
         use_kl_loss, kl_loss_coef, kl_loss_type: KL to a frozen reference model as a
-            loss term (``k1`` or ``k3``/``low_var_kl``).
-        entropy_coeff: entropy bonus coefficient (0 = off).
+            loss term (verl's keys for the ``kl`` term: ``k1`` or ``k3``/``low_var_kl``).
+        entropy_coeff: entropy bonus coefficient (0 = off; verl's key for the
+            ``entropy`` term).
         grad_clip: max gradient norm (``null``: no clipping).
         lora_rank, lora_alpha, lora_dropout, lora_target_modules: LoRA through peft
             when ``lora_rank > 0`` (merged weights are pushed to vLLM).
@@ -279,11 +308,12 @@ class ActorSection:
     ppo_epochs: int = 1
     mini_batch_size: int | None = None
     micro_batch_size: int = 32
-    policy_loss: Literal["ppo", "gspo"] = "ppo"
-    clip_ratio_low: float = 0.2
-    clip_ratio_high: float = 0.28
-    clip_ratio_c: float | None = 3.0
-    loss_agg_mode: LossAgg = "token-mean"
+    policy_loss: str = "ppo"
+    clip_ratio_low: float | None = None
+    clip_ratio_high: float | None = None
+    clip_ratio_c: float | None = None
+    loss_agg_mode: str = "token-mean"
+    loss_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     use_kl_loss: bool = False
     kl_loss_coef: float = 0.001
     kl_loss_type: Literal["k1", "k3", "low_var_kl"] = "low_var_kl"
@@ -296,14 +326,104 @@ class ActorSection:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     use_rollout_logprobs: bool = False
+    losses: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={OPEN_SECTIONS: _policy_loss_names}
+    )
+
+    def __getattr__(self, name: str) -> dict[str, Any]:
+        # ``cfg.actor.gspo`` reads that loss's section (empty when unset)
+        if name.startswith("_") or name == "losses":
+            raise AttributeError(name)
+        if name in _policy_loss_names():
+            return self.losses.get(name, {})
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def loss_settings(self) -> dict[str, Any]:
+        """The chosen policy loss's settings: its section plus verl's top-level clip keys."""
+        from agentgym.trainers.losses import policy_loss_params, validate_policy_loss_params
+
+        settings = dict(self.losses.get(self.policy_loss, {}))
+        known = policy_loss_params(self.policy_loss)
+        for key in ("clip_ratio_low", "clip_ratio_high", "clip_ratio_c"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if key in settings:
+                raise ConfigError(
+                    f"actor.{key} and actor.{self.policy_loss}.{key} are both set; keep one"
+                )
+            if key not in known:
+                raise ConfigError(
+                    f"actor.{key} is set but policy loss {self.policy_loss!r} has no such "
+                    f"setting (its settings: {', '.join(known) or 'none'})"
+                )
+            settings[key] = value
+        validate_policy_loss_params(self.policy_loss, settings)
+        return settings
+
+    def terms(self) -> dict[str, dict[str, Any]]:
+        """Every extra loss term with its settings (``loss_terms`` plus verl's KL and
+        entropy keys)."""
+        from agentgym.trainers.losses import validate_loss_term_params
+
+        terms = {name: dict(params or {}) for name, params in self.loss_terms.items()}
+        if self.use_kl_loss:
+            if "kl" in terms:
+                raise ConfigError("actor.use_kl_loss and actor.loss_terms.kl are both set")
+            terms["kl"] = {"coef": self.kl_loss_coef, "type": self.kl_loss_type}
+        if self.entropy_coeff:
+            if "entropy" in terms:
+                raise ConfigError("actor.entropy_coeff and actor.loss_terms.entropy are both set")
+            terms["entropy"] = {"coef": self.entropy_coeff}
+        for name, params in terms.items():
+            validate_loss_term_params(name, params)
+        return terms
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether a frozen reference model is needed (the ``kl`` term)."""
+        return self.use_kl_loss or "kl" in self.loss_terms
 
     def __post_init__(self) -> None:
-        if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
-            raise ConfigError(f"actor.clip_ratio_c must be > 1 (or null), got {self.clip_ratio_c}")
+        from agentgym.plugins import load_plugins
+        from agentgym.trainers.losses import (
+            list_loss_aggs,
+            list_loss_terms,
+            validate_policy_loss_params,
+        )
+
+        load_plugins()
         if self.micro_batch_size < 1:
             raise ConfigError(f"actor.micro_batch_size must be >= 1, got {self.micro_batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"actor.lr must be > 0, got {self.lr}")
+        if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
+            raise ConfigError(f"actor.clip_ratio_c must be > 1 (or null), got {self.clip_ratio_c}")
+        losses = _policy_loss_names()
+        if self.policy_loss not in losses:
+            raise _unknown("actor.policy_loss", self.policy_loss, losses)
+        if self.loss_agg_mode not in list_loss_aggs():
+            raise _unknown("actor.loss_agg_mode", self.loss_agg_mode, list_loss_aggs())
+        for name in self.loss_terms:
+            if name not in list_loss_terms():
+                raise _unknown("actor.loss_terms", name, list_loss_terms())
+        for name, section in self.losses.items():
+            try:
+                validate_policy_loss_params(name, section)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"actor.{name}: {exc}") from exc
+        try:
+            settings = self.loss_settings()
+            self.terms()
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"actor: {exc}") from exc
+        c = settings.get("clip_ratio_c")
+        if c is not None and c <= 1.0:
+            raise ConfigError(
+                f"actor.{self.policy_loss}.clip_ratio_c must be > 1 (or null), got {c}"
+            )
 
 
 @dataclass
@@ -349,6 +469,8 @@ class TrainerSection:
         progress: show progress bars.
         max_seconds: stop RL after this much wall time (0 = no limit); the run still
             tests and saves.
+        save_rollouts: task groups of each iteration's rollouts saved with their
+            advantages in ``RUN_DIR/rollouts/`` for ``agentgym view`` (0 = none).
     """
 
     total_iterations: int = 100
@@ -365,8 +487,11 @@ class TrainerSection:
     wandb_project: str = "agentgym"
     progress: bool = True
     max_seconds: float = 0.0
+    save_rollouts: int = 4
 
     def __post_init__(self) -> None:
+        if self.save_rollouts < 0:
+            raise ConfigError(f"trainer.save_rollouts must be >= 0, got {self.save_rollouts}")
         unknown = set(self.loggers) - {"tensorboard", "wandb", "jsonl"}
         if unknown:
             raise ConfigError(
@@ -386,3 +511,35 @@ class TrainConfig:
     actor: ActorSection = field(default_factory=ActorSection)
     sft: SFTSection = field(default_factory=SFTSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)
+
+    def __post_init__(self) -> None:
+        check_inputs(self)
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """Refuse an estimator or reward shaper whose inputs the environment does not provide
+    (see :mod:`agentgym.inputs`): the message names the input and the ``info`` key that
+    would carry it. Runs when the config loads, before any model is built."""
+    from agentgym.credit import estimator_inputs
+    from agentgym.inputs import describe_input, missing_inputs
+    from agentgym.shaping import required_info
+
+    wanted: dict[str, str] = {
+        name: f"credit estimator {cfg.algorithm.adv_estimator!r}"
+        for name in estimator_inputs(cfg.algorithm.adv_estimator)
+    }
+    for spec in cfg.algorithm.reward_shaping:
+        for key in required_info(str(spec["name"])):
+            wanted.setdefault(key, f"reward shaper {spec['name']!r}")
+    if not wanted:
+        return
+    missing = missing_inputs(list(wanted), cfg.env.id, dict(cfg.env.kwargs))
+    if missing:
+        name = missing[0]
+        info_key = describe_input(name).info_key
+        raise ConfigError(
+            f"{wanted[name]} needs the input {name!r}, which environment {cfg.env.id!r} "
+            f"does not provide: no step's info has the key {info_key!r}. Report it from "
+            f"the environment (info[{info_key!r}], and list it in the env class's "
+            "`info_keys`), or choose another estimator."
+        )

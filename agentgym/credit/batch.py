@@ -168,6 +168,15 @@ class CreditBatch:
             raise ValueError(f"`{name}` must hold integers, got dtype {arr.dtype}")
         return arr
 
+    def informative_groups(self) -> np.ndarray:
+        """bool per task group: it has two or more trajectories whose returns are not all
+        equal. Group-relative credit is exactly 0 elsewhere (the same test every
+        estimator's group normalisation applies), so DAPO's dynamic sampling drops the
+        other groups."""
+        return ops.normalize_in_groups(
+            self.traj_return, self.traj_group, self.n_groups, scale=False, epsilon=1.0
+        ).informative
+
     def returns_to_go(self, gamma: float) -> np.ndarray:
         """Discounted return-to-go ``G_t = sum_j gamma^j r_{t+j}`` of every row (row order)."""
         return ops.discounted_return_to_go(

@@ -146,7 +146,7 @@ def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
     if run is None:
         return {}
     from agentgym.config import TrainConfig, load_config
-    from agentgym.trainers.setup import eval_task_seed, prompt_config
+    from agentgym.config.settings import eval_task_seed, prompt_config
 
     cfg = load_config(TrainConfig, run / "config.yaml")
     prompt = prompt_config(cfg)

@@ -39,6 +39,8 @@ METHODS: dict[str, str] = {
     "pass@k": "unbiased estimator 1 - C(n-c, k)/C(n, k) per task (Chen et al. 2021), mean over "
     "tasks",
     "steps": "mean steps per episode",
+    "reward": "mean episode return (sum of step rewards, invalid-action penalties included)",
+    "response_tokens": "mean generated tokens per step",
     "invalid_action_rate": "invalid steps / all steps (unparsable or rejected by the env)",
     "tool_calls": "mean tool calls per episode (the env's num_tool_calls info key)",
     "error_rate": "fraction of episodes that ended with status 'error' (counted as failures)",
@@ -123,7 +125,8 @@ def summarize(
 
     Names (each with ``prefix``): ``episodes``, ``tasks``, ``success``,
     ``success_ci_low``, ``success_ci_high``, ``score``, ``score_ci_low``,
-    ``score_ci_high``, ``pass@{k}``, ``steps``, ``invalid_action_rate``, ``tool_calls``,
+    ``score_ci_high``, ``pass@{k}``, ``steps``, ``reward``, ``response_tokens``,
+    ``invalid_action_rate``, ``tool_calls``,
     ``error_rate``, ``truncated_rate``, ``tokens_generated``, ``tokens_per_episode``;
     ``seconds`` and ``episodes_per_s`` when ``seconds`` is given; and per task type
     (when any trajectory has one) ``type/{name}/success``, ``type/{name}/success_ci_low``,
@@ -161,6 +164,8 @@ def summarize(
     out.update(
         {
             "steps": total_steps / episodes,
+            "reward": sum(t.total_reward for t in trajectories) / episodes,
+            "response_tokens": tokens / max(total_steps, 1),
             "invalid_action_rate": sum(t.num_invalid for t in trajectories) / max(total_steps, 1),
             "tool_calls": sum(t.num_tool_calls for t in trajectories) / episodes,
             "error_rate": sum(t.status == "error" for t in trajectories) / episodes,

@@ -342,6 +342,7 @@ class RolloutEngine:
             response_text=gen.text,
             action=parsed.action,
             state_key=str(ep.info.get("state_key", "")),
+            agent=str(ep.info.get("agent_id") or ""),
             finish_reason=gen.finish_reason,
         )
         ep.traj.steps.append(step)

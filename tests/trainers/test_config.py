@@ -42,7 +42,7 @@ def test_overrides_and_round_trip(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("env.rolout.n=3", "unknown config key 'env.rolout'. Did you mean 'env.rollout'?"),
-        ("algorithm.gigpo.step_advantage=1", "did you mean 'step_advantage_w'"),
+        ("algorithm.gigpo.step_advantage=1", "Did you mean 'step_advantage_w'"),
         ("actor.loss_agg_mode=token_mean", "Did you mean 'token-mean'?"),
         ("env.rollout.n=abc", "'env.rollout.n' must be an integer, got 'abc'"),
         ("algorithm.adv_estimator=gipo", "Did you mean 'gigpo'?"),

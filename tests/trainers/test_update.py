@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from agentgym.config import ActorSection, from_dict
 from agentgym.trainers.samples import Sample, collate, token_logprobs
 from agentgym.trainers.update import fill_logprobs, ppo_update
 
@@ -48,24 +47,14 @@ def make_samples(n: int, seed: int = 0) -> list[Sample]:
     return samples
 
 
-def actor(**overrides) -> SimpleNamespace:
+def actor(**overrides) -> ActorSection:
+    """The real ``actor`` config section (validated like a loaded config)."""
     settings = {
-        "policy_loss": "ppo",
-        "clip_ratio_low": 0.2,
-        "clip_ratio_high": 0.28,
-        "clip_ratio_c": 3.0,
-        "loss_agg_mode": "token-mean",
-        "use_kl_loss": False,
-        "kl_loss_coef": 0.0,
-        "kl_loss_type": "low_var_kl",
-        "entropy_coeff": 0.0,
-        "grad_clip": 1.0,
-        "ppo_epochs": 1,
-        "mini_batch_size": None,
+        "ppo": {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 3.0},
         "micro_batch_size": 4,
     }
     settings.update(overrides)
-    return SimpleNamespace(**settings)
+    return from_dict(ActorSection, settings, "actor")
 
 
 def response_logprob(model: torch.nn.Module, samples: list[Sample]) -> np.ndarray:
