@@ -65,7 +65,7 @@ def response_logprob(model: torch.nn.Module, samples: list[Sample]) -> np.ndarra
     return (logp * batch.mask).sum(dim=1).numpy()
 
 
-def run_update(settings: SimpleNamespace, samples: list[Sample], lr: float):
+def run_update(settings: ActorSection, samples: list[Sample], lr: float):
     model = tiny_model()
     fill_logprobs(model, samples, "old_logprobs", micro_batch_size=8, pad_id=0)
     before = response_logprob(model, samples)
