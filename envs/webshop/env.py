@@ -14,7 +14,10 @@ is natural looking, and price lower than 40.00 dollars". The agent acts as in We
 
 ``click[buy now]`` ends the episode with WebShop's reward (:mod:`.reward`): attribute,
 option, price and type match, in [0, 1]. ``success`` is a reward of 1.0 (WebShop's
-success rate), ``score`` the reward. The turn limit (``env.max_steps``) is 15 by default.
+success rate), ``score`` the reward. That step's ``info["reward_components"]`` splits
+the reward into ``attribute``, ``option``, ``price`` and ``type`` parts that add up to it
+(:meth:`.reward.RewardBreakdown.components`; for multi-reward credit such as ``gdpo``).
+The turn limit (``env.max_steps``) is 15 by default.
 
 Observations are WebShop's text pages (``observation_mode="text"``, WebShop's default
 simple mode, or ``"text_rich"``; see :mod:`.shop`), instruction included.
@@ -97,6 +100,8 @@ class WebShopEnv(TextEnv):
     #: Actions come inside ``<action>...</action>`` (verl-agent's format); the action
     #: itself is WebShop's ``search[...]`` / ``click[...]``.
     action_parser: str = "think_action"
+    #: ``reward_components`` (attribute, option, price, type) comes with the purchase.
+    info_keys: ClassVar[tuple[str, ...]] = ("reward_components",)
     description: ClassVar[str] = (
         "Find and buy the product an instruction describes in a text web shop "
         "(WebShop: search[...] / click[...], attribute/option/price/type reward)."
@@ -270,7 +275,11 @@ class WebShopEnv(TextEnv):
             terminated=True,
             success=success,
             score=reward,
-            info={"purchased": target.asin, "reward_info": self._purchase.as_dict()},
+            info={
+                "purchased": target.asin,
+                "reward_info": self._purchase.as_dict(),
+                "reward_components": self._purchase.components(),
+            },
         )
 
     # ------------------------------------------------------------ policies

@@ -71,6 +71,25 @@ class RewardBreakdown:
     def r_option(self) -> float | None:
         return self.option_matches / self.num_options if self.num_options else None
 
+    def components(self) -> dict[str, float]:
+        """The reward as a sum of four parts (``info["reward_components"]``).
+
+        ``attribute``, ``option`` and ``price`` are the terms of the match fraction
+        (matches over ``|U_att| + |U_opt| + 1``); ``type`` is what the type factor takes
+        away, ``(r_type - 1) * fraction`` (0 for the right type of product, negative
+        otherwise). They add up to ``reward`` (up to rounding).
+        """
+        denominator = self.num_attributes + self.num_options + 1
+        attribute = self.attribute_matches / denominator
+        option = self.option_matches / denominator
+        price = float(self.price_ok) / denominator
+        return {
+            "attribute": attribute,
+            "option": option,
+            "price": price,
+            "type": (self.r_type - 1.0) * (attribute + option + price),
+        }
+
     def as_dict(self) -> dict[str, float | int | bool | None]:
         out: dict[str, float | int | bool | None] = dict(asdict(self))
         out["r_att"], out["r_option"] = self.r_att, self.r_option

@@ -170,6 +170,9 @@ def test_navigation_pages_options_and_purchase(env: WebShopEnv) -> None:
     assert obs == f"{thanks} [SEP] {reward}"
     assert info["success"] == (reward == 1.0) and info["admissible_actions"] == []
     assert set(info["reward_info"]) >= {"r_type", "r_att", "r_option", "price_ok"}
+    parts = info["reward_components"]
+    assert set(parts) == {"attribute", "option", "price", "type"}
+    assert sum(parts.values()) == pytest.approx(reward)
 
 
 def test_last_results_page_has_no_next_button(env: WebShopEnv) -> None:

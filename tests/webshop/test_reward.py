@@ -248,3 +248,22 @@ def test_no_options_chosen_and_no_price_limit() -> None:
     r = webshop_reward(product(), goal(), 12.0, {})
     assert r.reward == pytest.approx(3 / 5)
     assert math.isclose(r.as_dict()["r_option"], 0.0)
+
+
+def test_reward_components_add_up_to_the_reward() -> None:
+    # (1 + 1 + 0) / 5 with r_type 1: attribute 1/5, option 1/5, price 0, type 0
+    p = product(attributes=["sulfate free"], description="", bullet_points=[], name="Shampoo")
+    r = webshop_reward(p, goal(name="Shampoo", price_upper=10.0), 12.0, {"scent": "lavender"})
+    assert r.components() == pytest.approx(
+        {"attribute": 0.2, "option": 0.2, "price": 0.0, "type": 0.0}
+    )
+    # r_type 0.5 takes half of the 2/5 away
+    other = product(
+        attributes=["sulfate free"], description="", bullet_points=[], name="Shampoo Brush",
+        query="brushes", product_category="Tools › Brushes",
+    )  # fmt: skip
+    g = goal(name="Shampoo Bottle Pump Refill Kit", price_upper=10.0)
+    r = webshop_reward(other, g, 12.0, {"scent": "lavender"})
+    parts = r.components()
+    assert parts["type"] == pytest.approx(-0.2)
+    assert sum(parts.values()) == pytest.approx(r.reward)
