@@ -117,10 +117,15 @@ def rloo(
     returns = episode_returns(traj, reward)
     if leave_out == "row":
         # verl-agent: every row is a sample; leave out only the row itself
+        total: dict = defaultdict(float)
+        count: dict = defaultdict(int)
+        for g, t in zip(group, traj, strict=True):
+            total[g] += returns[t]
+            count[g] += 1
         out = []
-        for i in range(len(traj)):
-            others = [returns[traj[j]] for j in range(len(traj)) if group[j] == group[i] and j != i]
-            out.append(returns[traj[i]] - _mean(others) if others else 0.0)
+        for g, t in zip(group, traj, strict=True):
+            others = count[g] - 1
+            out.append(returns[t] - (total[g] - returns[t]) / others if others else 0.0)
         return out
     lengths: dict = defaultdict(int)
     for t in traj:
