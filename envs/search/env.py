@@ -39,7 +39,12 @@ Reward (``reward=``), given when the agent answers:
                reduced for malformed turns, with partial credit for well-formed ones.
 
 ``success`` is the exact match; ``score`` is the exact match, or the F1 with
-``reward="f1"``. An episode cut off by the turn limit scores 0.
+``reward="f1"``. An episode cut off by the turn limit scores 0. The answer's
+``info["reward_components"]`` has two parts, correctness and format (``em`` + ``format``
+adding up to the ``format_em`` reward; with ``em``/``f1`` the reward itself plus the
+format term ``format_em`` would add), for multi-reward credit such as ``gdpo``.
+``info["gold_entities"]`` is the question's entity chain where the data has one (the
+shipped world does): the entity of each hop, then the answer's entity.
 
 ``state_key`` names the question and the *set* of passages retrieved so far (a short
 hash), so two rollouts that read the same passages share an anchor state whatever order
@@ -220,6 +225,9 @@ class SearchEnv(TextEnv):
     description: ClassVar[str] = (
         "Answer questions by searching a corpus (Search-R1 tags or tool calls; EM reward)."
     )
+    #: ``reward_components`` (EM and format) comes with the answer; ``gold_entities``
+    #: (the question's entity chain) with every step of the shipped world's questions.
+    info_keys: ClassVar[tuple[str, ...]] = ("reward_components", "gold_entities")
     #: Raw responses with long reasoning are fine; the query itself is limited separately.
     max_action_chars: ClassVar[int] = 16384
 
@@ -384,10 +392,13 @@ class SearchEnv(TextEnv):
         return self._row.task_type if self._row else None
 
     def _extra_info(self) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "num_tool_calls": self._num_searches,
             "data_source": self._row.data_source if self._row else "",
         }
+        if self._row is not None and self._row.entities:
+            info["gold_entities"] = list(self._row.entities)
+        return info
 
     # ------------------------------------------------------------ state
 
@@ -543,8 +554,34 @@ class SearchEnv(TextEnv):
             terminated=True,
             success=bool(em),
             score=f1 if self.reward_kind == "f1" else em,
-            info={"answer": answer, "em": em, "f1": f1, "format_ok": self._format_ok},
+            info={
+                "answer": answer,
+                "em": em,
+                "f1": f1,
+                "format_ok": self._format_ok,
+                "reward_components": self._reward_components(answer, em, f1, reward),
+            },
         )
+
+    def _reward_components(
+        self, answer: str, em: float, f1: float, reward: float
+    ) -> dict[str, float]:
+        """The answer's reward in two parts: correctness and format.
+
+        With ``reward="format_em"`` they add up to the reward: ``em`` is the exact match
+        (0 or 1, the full score), ``format`` the rest (0 for a well-formed correct answer, minus
+        ``structure_format_score`` for a malformed one, the partial credit for a wrong
+        answer). With ``"em"`` or ``"f1"`` the first part is the reward itself (named
+        ``em`` or ``f1``) and ``format`` is what ``format_em`` would add to EM: a separate
+        signal that is not in the reward.
+        """
+        if self.reward_kind == "format_em":
+            return {"em": em, "format": reward - em}
+        formatted = format_reward(
+            answer, self.question.golden_answers, self._format_ok, self._information,
+            **self.format_weights,
+        )  # fmt: skip
+        return {self.reward_kind: reward, "format": formatted - em}
 
     # ------------------------------------------------------------ policies
 

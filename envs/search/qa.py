@@ -17,6 +17,8 @@ data_source         ``data_source`` (e.g. ``nq``, ``hotpotqa``)
 task_type           ``task_type``, else ``data_source``
 hops                ``hops``: the search chain ``[{"query", "doc_id", "need"}]`` the
                     expert follows (the shipped world has it; external data does not)
+entities            ``entities``: the gold entity chain (the entity of each hop, then
+                    the answer entity); the shipped world has it
 prompt              the last user message of ``prompt`` (Search-R1's chat prompt)
 ==================  ===========================================================
 
@@ -75,6 +77,8 @@ class QARow:
     task_type: str | None = None
     hops: tuple[Hop, ...] = ()
     prompt: str | None = None
+    entities: tuple[str, ...] = ()
+    """The gold entity chain: the entity each hop looks up, then the answer's entity."""
 
 
 class QASet:
@@ -133,6 +137,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             "task_type",
             "hops",
             "prompt",
+            "entities",
         )
         return table.select([c for c in wanted if c in table.column_names]).to_pylist()
     text = path.read_text(encoding="utf-8")
@@ -197,6 +202,7 @@ def row_from_record(
         task_type=_opt_str(record.get("task_type")) or data_source or None,
         hops=hops,
         prompt=prompt,
+        entities=tuple(str(e) for e in (record.get("entities") or [])),
     )
 
 

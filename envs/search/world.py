@@ -13,7 +13,9 @@ Each entity gets one passage in the Search-R1 corpus format
 (``{"id", "contents": '"Title"\\ntext'}``) that states its own facts and names the
 entities it points to, so answering a k-hop question means reading k passages in a
 chain. Questions come with the chain (``hops``: what to search for and which passage
-answers it), which is what the environment's expert follows.
+answers it), which is what the environment's expert follows, and with its entities
+(``entities``: the entity of each hop's passage, then the answer when it is an entity),
+which entity-aware rewards such as E-GRPO's compare a rollout's text against.
 
 Splits are decided by each question's *subject* entity (hash of its name, 80/10/10), so
 no question, and no subject, is shared between ``train``, ``valid`` and ``test``.
@@ -274,6 +276,8 @@ def generate_world(config: WorldConfig | None = None) -> World:
         key=lambda row: int(row["id"]),
     )
 
+    name_of_doc = {e.doc_id: e.name for e in entities}
+    names = set(name_of_doc.values())
     questions: list[dict[str, Any]] = []
     seen: set[str] = set()
     for entity in entities:
@@ -289,6 +293,7 @@ def generate_world(config: WorldConfig | None = None) -> World:
             if question["question"] in seen:
                 continue
             seen.add(question["question"])
+            question["entities"] = _gold_entities(question, name_of_doc, names)
             question["split"] = split_of_level(f"search-world|{entity.name}")
             questions.append(question)
     if config.max_questions is not None and len(questions) > config.max_questions:
@@ -347,6 +352,18 @@ def _hop(entity: _Entity, need: str) -> dict[str, str]:
     """
     query = f"{entity.name} city" if entity.kind == "city" else entity.name
     return {"query": query, "doc_id": entity.doc_id, "need": need}
+
+
+def _gold_entities(
+    question: dict[str, Any], name_of_doc: dict[str, str], names: set[str]
+) -> list[str]:
+    """The question's entity chain: the entity of each hop's passage, then the answer when
+    it is an entity of the world (a person, place, organisation or work; not a year)."""
+    chain = [name_of_doc[hop["doc_id"]] for hop in question["hops"]]
+    answer = question["golden_answers"][0]
+    if answer in names and answer not in chain:
+        chain.append(answer)
+    return list(dict.fromkeys(chain))
 
 
 def _question(text: str, answer: object, hops: list[dict[str, str]]) -> dict[str, Any]:

@@ -49,6 +49,20 @@ def test_every_hop_of_the_shipped_world_finds_its_passage() -> None:
     assert not missed
 
 
+def test_every_question_knows_its_entity_chain() -> None:
+    world = generate_world()
+    title_of = {row["id"]: row["contents"].split("\n")[0].strip('"') for row in world.passages}
+    titles = set(title_of.values())
+    for q in world.questions:
+        chain = [title_of[hop["doc_id"]] for hop in q["hops"]]
+        answer = q["golden_answers"][0]
+        assert q["entities"] == list(dict.fromkeys(chain + ([answer] if answer in titles else [])))
+    rows = load_qa().by_id.values()
+    assert all(row.entities for row in rows)
+    with_answer = [r for r in rows if r.golden_answers[0] in r.entities]
+    assert 0 < len(with_answer) < len(rows)  # years and occupations are not entities
+
+
 def test_names_are_unique_and_answers_are_in_the_corpus() -> None:
     world = generate_world(WorldConfig(seed=3))
     titles = [row["contents"].split("\n")[0] for row in world.passages]

@@ -253,11 +253,47 @@ def test_rewards_em_f1_and_format() -> None:
     assert relaxed[0] == 1.0
 
 
+def test_the_answer_reports_em_and_format_components() -> None:
+    env = SearchEnv()
+    task = env.task_ids("train")[0]
+    gold = env.qa[task].golden_answers[0]
+
+    def parts(reward: str, actions: list[str]) -> tuple[float, dict]:
+        env = SearchEnv(reward=reward)
+        env.reset(options={"task_id": task})
+        for a in actions:
+            _, r, _, _, info = env.step(a)
+        return r, info["reward_components"]
+
+    think = "<think>ok</think>"
+    # format_em: the parts add up to the reward
+    for actions, expected in [
+        ([f"{think}<answer>{gold}</answer>"], {"em": 1.0, "format": 0.0}),
+        (["junk", f"{think}<answer>{gold}</answer>"], {"em": 1.0, "format": -0.2}),
+        ([f"{think}<answer>nope</answer>"], {"em": 0.0, "format": 0.2}),
+        (["<answer>nope</answer>"], {"em": 0.0, "format": 0.1}),
+    ]:
+        reward, components = parts("format_em", actions)
+        assert components == pytest.approx(expected)
+        assert sum(components.values()) == pytest.approx(reward)
+    # em / f1: the reward itself, and the format term format_em would add
+    assert parts("em", ["junk", f"<answer>{gold}</answer>"])[1] == pytest.approx(
+        {"em": 1.0, "format": -0.2}
+    )
+    assert parts("f1", [f"<answer>{gold}</answer>"])[1] == pytest.approx(
+        {"f1": 1.0, "format": -0.2}  # no <think>: malformed for Search-R1
+    )
+
+
 def test_info_reports_searches_task_type_and_source() -> None:
     env = agentgym.make("Search-v0")
     _, info = env.reset(options={"task_id": first_task(env, "3-hop")})
     assert (info["num_tool_calls"], info["task_type"]) == (0, "3-hop")
     assert info["data_source"] == "agentgym_world"
+    # the question's entity chain: one entity per hop, then the answer when it is one
+    row = env.unwrapped.question
+    assert info["gold_entities"] == list(row.entities) and len(row.entities) >= 3
+    assert row.entities[-1] in (row.golden_answers[0], *row.entities[:3])
     for expected in (1, 2):
         _, _, _, _, info = env.step(env.unwrapped.expert_action())
         assert info["num_tool_calls"] == expected
