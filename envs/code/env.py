@@ -11,7 +11,11 @@ described by ``info["tools"]`` (OpenAI function schemas):
     (the examples of the prompt) against it and shows each verdict. The episode goes on.
 ``submit(code)``
     Grades ``code`` on the *hidden* tests and ends the episode. The reward and ``score``
-    are the fraction of hidden tests passed; ``success`` is all of them passing.
+    are the fraction of hidden tests passed; ``success`` is all of them passing. Its
+    ``info["reward_components"]`` is ``{"tests": reward, "format": 1 or 0}``: ``format``
+    is 1 when every action of the episode was a well-formed tool call (no invalid action,
+    no fenced-code fallback). It is a second signal for multi-reward credit such as
+    ``gdpo``, not part of the reward.
 
 Actions are tool calls: the canonical JSON ``{"name": ..., "arguments": {...}}`` the
 ``tool_call`` parser passes on (the env's default ``action_parser``), or raw
@@ -118,6 +122,13 @@ def _digest(text: str, size: int = 6) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=size).hexdigest()
 
 
+def _is_tool_call(action: str) -> bool:
+    """Whether the action is a tool call (``<tool_call>`` or bare JSON), as
+    :meth:`CodeSandboxEnv.parse_action` reads it, rather than a fenced code block."""
+    calls = find_tags(action, "tool_call")
+    return (calls[0] if calls else action).strip().startswith("{")
+
+
 def _checked_text(name: str, code: str, stdin: str) -> tuple[str, str, str] | str:
     """The call, or why its text cannot be run: a lone surrogate (``"\\ud800"``) is not
     a character, so no Python source or UTF-8 input can hold it."""
@@ -158,6 +169,8 @@ class CodeSandboxEnv(TextEnv):
         "reward = fraction of hidden tests passed."
     )
     max_action_chars: ClassVar[int] = 32768
+    #: ``reward_components`` (tests passed, format) comes with the submission.
+    info_keys: ClassVar[tuple[str, ...]] = ("reward_components",)
 
     def __init__(
         self,
@@ -211,6 +224,7 @@ class CodeSandboxEnv(TextEnv):
         self._vector = ""
         self._submitted = False
         self._num_tool_calls = 0
+        self._format_ok = True
 
     @staticmethod
     def _load_tasks(tasks: Any, num_visible: int, task_seed: int) -> list[CodeTask]:
@@ -247,6 +261,7 @@ class CodeSandboxEnv(TextEnv):
         self._task_digest = _digest(f"{task.task_id}\x1f{task.prompt}", 4)
         self._code_norm, self._vector, self._submitted = None, "", False
         self._num_tool_calls = 0
+        self._format_ok = True  # every action so far a well-formed tool call
         self._prompt = self._render_prompt(task)
         return self._prompt
 
@@ -321,10 +336,19 @@ class CodeSandboxEnv(TextEnv):
             return f'"stdin" must be a string, got {type(stdin).__name__}'
         return _checked_text(name, code, stdin)
 
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        ended_before = self._done
+        result = super().step(action)
+        if not ended_before and not result[4]["action_valid"]:
+            self._format_ok = False
+        return result
+
     def _step(self, action: str) -> StepResult:
         parsed = self.parse_action(action)
         if isinstance(parsed, str):
             return self._invalid(parsed)
+        if not _is_tool_call(action):
+            self._format_ok = False  # the fenced-code fallback
         name, code, stdin = parsed
         self._num_tool_calls += 1
         return self._run(code, stdin) if name == "run" else self._submit(code)
@@ -449,7 +473,12 @@ class CodeSandboxEnv(TextEnv):
             terminated=True,
             success=success,
             score=score,
-            info={"tool": "submit", "tests_passed": report.passed, "tests_total": report.total},
+            info={
+                "tool": "submit",
+                "tests_passed": report.passed,
+                "tests_total": report.total,
+                "reward_components": {"tests": score, "format": float(self._format_ok)},
+            },
         )
 
     # ------------------------------------------------------------ policies

@@ -150,10 +150,27 @@ def test_raw_tool_call_text_and_fenced_code_are_accepted(env) -> None:
     assert "3 of 3 passed" in obs
     obs, reward, terminated, _, info = env.step(f"Here it is:\n```python\n{solution}```\n")
     assert terminated and info["success"] and reward == 1.0
+    # the fenced-code fallback is not a tool call: full tests, format 0
+    assert info["reward_components"] == {"tests": 1.0, "format": 0.0}
     strict = agentgym.make("CodeSandbox-v0", accept_fenced_code=False)
     strict.reset(seed=0, options={"task_id": "rotate-left-6"})
     assert not strict.step(f"```python\n{solution}```")[4]["action_valid"]
     strict.close()
+
+
+def test_the_submission_reports_tests_and_format_components(env) -> None:
+    env.reset(seed=0, options={"task_id": "rotate-left-6"})
+    solution = env.unwrapped.task.solution
+    *_, info = env.step(call("submit", solution))
+    assert info["reward_components"] == {"tests": 1.0, "format": 1.0}
+    # an invalid action earlier in the episode spoils the format, not the tests
+    env.reset(seed=0, options={"task_id": "rotate-left-6"})
+    assert not env.step("no tool call here")[4]["action_valid"]
+    _, reward, _, _, info = env.step(call("submit", "def rotate(xs):\n    return xs\n"))
+    assert info["reward_components"] == {"tests": reward, "format": 0.0} and reward < 1.0
+    env.reset(seed=0, options={"task_id": "rotate-left-6"})
+    *_, info = env.step(call("submit", solution))
+    assert info["reward_components"]["format"] == 1.0  # reset clears it
 
 
 STUB = "def rotate(xs):\n    return None\n"
