@@ -18,11 +18,20 @@ of these isolation levels that works here (``isolation="auto"``):
              system isolation, and processes that leave the process group survive a kill
              only until the runner's sweep of its descendants.
 
+At every level the runner also holds the resident memory of all a run's processes
+together to ``memory_mb`` (``total_memory=True``, the default): it polls the box's memory
+every 20 ms and stops the run with ``memory_limit``, so a program that forks 8 children of
+400 MB each is stopped near 512 MB instead of taking 3.2 GB of the host. The bound is soft
+by what the program can allocate between two polls (measured by
+``benchmarks/sandbox_memory.py``); the host kernel's cgroups, which would make it hard,
+are not used (no delegated cgroup v2 is assumed). The ``bwrap`` box also runs under a
+seccomp filter that refuses nested user namespaces (:mod:`~agentgym.tools.sandbox.seccomp`).
+
 What the local backend does **not** protect against, at any level: kernel exploits (it
-shares the host kernel without a seccomp filter), reading what ``/usr`` and the Python
-installation contain, memory use across processes (RLIMIT_AS is per process, so the worst
-case is ``max_processes * memory_mb``), and CPU contention with the host. Run untrusted
-code at scale in the ``docker`` backend (optionally with gVisor, ``runtime="runsc"``).
+shares the host kernel; the seccomp filter is a narrow deny list, not Docker's profile),
+reading what ``/usr`` and the Python installation contain, and CPU contention with the
+host. Run untrusted code at scale in the ``docker`` backend (optionally with gVisor,
+``runtime="runsc"``).
 """
 
 from __future__ import annotations
@@ -239,6 +248,10 @@ class LocalSandbox(BoxSandbox):
         run_as: host uid of the box: ``"auto"`` is ``nobody`` (65534) when agentgym runs
             as root -- so the process limit holds and the program owns nothing on the
             host -- and the current user otherwise; ``None`` is always the current user.
+        total_memory: also hold the resident memory of all a run's processes together to
+            ``memory_mb`` (the runner polls it every 20 ms and stops the run with
+            ``memory_limit``); ``False`` leaves only the per-process RLIMIT_AS, whose
+            worst case is ``max_processes * memory_mb``.
     """
 
     backend = "local"
@@ -251,8 +264,10 @@ class LocalSandbox(BoxSandbox):
         reuse: bool = True,
         ro_binds: tuple[str, ...] | list[str] = (),
         run_as: int | str | None = "auto",
+        total_memory: bool = True,
     ) -> None:
         super().__init__(limits, reuse)
+        self.total_memory = bool(total_memory)
         if isolation not in ("auto", *ISOLATIONS):
             raise ConfigError(
                 f"isolation={isolation!r} is not one of {['auto', *ISOLATIONS]}."
@@ -317,7 +332,8 @@ class LocalSandbox(BoxSandbox):
         self, runner: list[str], seccomp_fd: int | None, pass_fds: tuple[int, ...]
     ) -> RunnerBox:
         on_exit = None
-        runner = [*runner, "--box-memory"]
+        if self.total_memory:
+            runner = [*runner, "--box-memory"]
         if self.isolation == "bwrap":
             argv = [*bwrap_argv(self.python, self.limits, self.ro_binds, seccomp_fd), *runner]
             argv += ["--workdir", "/work", "--wipe", "/tmp:/dev/shm"]
