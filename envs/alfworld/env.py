@@ -46,6 +46,7 @@ from agentgym.envs.alfworld.scenes import TASK_TYPES
 from agentgym.errors import NoExpertError
 
 NOTHING_HAPPENS = "Nothing happens."
+_INVALID = "Invalid action: "  # how TextEnv answers an empty, overlong or non-text action
 _TASK_LINE = re.compile(r"Your task is to:\s*(.+)")
 
 
@@ -147,6 +148,17 @@ class ALFWorldEnv(TextEnv):
 
     def _admissible_actions(self) -> list[str]:
         return self._engine.admissible_commands
+
+    def _last_obs_tail(self) -> str:
+        """The last observation without the complaints earlier invalid actions put in
+        front of it (``Invalid action: ...``), so they do not pile up."""
+        observation = self._last_obs
+        while observation.startswith(_INVALID):
+            _, found, rest = observation.partition("\n\n")
+            if not found:
+                break
+            observation = rest
+        return observation
 
     # ------------------------------------------------------------ acting
 

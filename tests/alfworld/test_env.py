@@ -153,6 +153,17 @@ def test_invalid_actions_leave_the_state_and_plan_alone(env: ALFWorldEnv) -> Non
     assert env.canonical_state() == before and env.expert_action() == first
 
 
+def test_invalid_action_messages_do_not_pile_up(env: ALFWorldEnv) -> None:
+    first, _ = env.reset(seed=0, options={"task_id": "valid-3"})
+    for _ in range(40):
+        obs, *_ = env.step("")
+    assert obs == f"Invalid action: the action is empty.\n\n{first}"
+    assert env.step("dance")[0] == "Nothing happens."
+    for _ in range(3):
+        obs, *_ = env.step("")
+    assert obs == "Invalid action: the action is empty.\n\nNothing happens."
+
+
 def test_commands_are_matched_after_folding_case_and_whitespace(env: ALFWorldEnv) -> None:
     _, info = env.reset(seed=0, options={"task_id": "test-0"})
     go = next(x for x in info["admissible_actions"] if x.startswith("go to "))
