@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agentgym.errors import UnknownNameError
+from agentgym.registries import Registry
 
 
 @dataclass(frozen=True)
@@ -216,16 +216,14 @@ class RawParser(ActionParser):
         return action
 
 
-_PARSERS: dict[str, Callable[[], ActionParser]] = {}
+PARSERS: Registry[type[ActionParser]] = Registry("action parser")
 
 
 def register_parser(name: str) -> Callable[[type[ActionParser]], type[ActionParser]]:
     """Class decorator: ``@register_parser("my_format")``. A name registers once."""
 
     def deco(cls: type[ActionParser]) -> type[ActionParser]:
-        if name in _PARSERS:
-            raise ValueError(f"action parser {name!r} is already registered")
-        _PARSERS[name] = cls
+        PARSERS.register(name, cls)
         cls.name = name
         return cls
 
@@ -238,10 +236,8 @@ for _cls in (ThinkActionParser, SearchR1Parser, ToolCallParser, RawParser):
 
 def get_parser(name: str) -> ActionParser:
     """A new parser by name; an unknown name lists the registered ones."""
-    if name not in _PARSERS:
-        raise UnknownNameError("action parser", name, _PARSERS)
-    return _PARSERS[name]()
+    return PARSERS.get(name)()
 
 
 def list_parsers() -> list[str]:
-    return sorted(_PARSERS)
+    return PARSERS.names()

@@ -221,9 +221,10 @@ def prepare_new(run: RunDir, force: bool) -> Path | None:
 
 
 def is_run_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a training run directory (has a config and checkpoints)."""
+    """Whether ``path`` is a training run directory: a config, and checkpoints or (an
+    SFT-only run) the SFT model."""
     p = Path(path)
-    return (p / CONFIG).is_file() and (p / CHECKPOINTS).is_dir()
+    return (p / CONFIG).is_file() and ((p / CHECKPOINTS).is_dir() or (p / SFT_MODEL).is_dir())
 
 
 def find_run(path: str | Path, depth: int = 4) -> Path | None:

@@ -128,12 +128,10 @@ class EvalConfig:
 def training_run_of(spec: str) -> Path | None:
     """The training run directory a policy spec points into (``RUN_DIR``, ``hf:RUN_DIR``,
     or a checkpoint's model directory inside it), or ``None``."""
+    from agentgym.runs import find_run
+
     kind, sep, target = spec.partition(":")
-    path = Path(target if sep and kind in _MODEL_KINDS else spec)
-    for candidate in (path, *path.resolve().parents[:4]):
-        if (candidate / "config.yaml").is_file() and (candidate / "checkpoints").is_dir():
-            return candidate
-    return None
+    return find_run(Path(target if sep and kind in _MODEL_KINDS else spec))
 
 
 def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
@@ -147,8 +145,9 @@ def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
         return {}
     from agentgym.config import TrainConfig, load_config
     from agentgym.config.settings import eval_task_seed, prompt_config
+    from agentgym.runs import RunDir
 
-    cfg = load_config(TrainConfig, run / "config.yaml")
+    cfg = load_config(TrainConfig, RunDir(run).config)
     prompt = prompt_config(cfg)
     return {
         "seed": eval_task_seed(cfg, split),

@@ -20,12 +20,13 @@ Register another kind with :func:`register_policy`.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from agentgym.errors import UnknownNameError
 from agentgym.policies.base import Generation, Message, Policy, PolicyInput, SamplingParams
+from agentgym.registries import Registry
+from agentgym.runs import RunDir
 
 __all__ = [
     "Generation",
@@ -40,30 +41,32 @@ __all__ = [
     "resolve_policy_spec",
 ]
 
-#: kind -> "module:Class"; the class is built as ``Class(spec, target, **options)``.
-_KINDS: dict[str, str] = {
-    "hf": "agentgym.policies.hf:HFPolicy",
-    "vllm": "agentgym.policies.vllm:VLLMPolicy",
-    "openai": "agentgym.policies.openai:OpenAIPolicy",
-    "expert": "agentgym.policies.builtin:ExpertPolicy",
-    "random": "agentgym.policies.builtin:RandomPolicy",
-}
+#: kind -> class (``"module:Class"`` entries import on first use); the class is built as
+#: ``Class(spec, target, **options)``.
+POLICY_KINDS: Registry[Any] = Registry("policy kind")
+for _kind, _target in (
+    ("hf", "agentgym.policies.hf:HFPolicy"),
+    ("vllm", "agentgym.policies.vllm:VLLMPolicy"),
+    ("openai", "agentgym.policies.openai:OpenAIPolicy"),
+    ("expert", "agentgym.policies.builtin:ExpertPolicy"),
+    ("random", "agentgym.policies.builtin:RandomPolicy"),
+):
+    POLICY_KINDS.register(_kind, _target, source="agentgym")
 _NO_TARGET = {"expert", "random"}
 
 
-def register_policy(kind: str, entry_point: str) -> None:
-    """Register a policy kind: ``register_policy("mine", "my_pkg.policy:MyPolicy")``.
+def register_policy(kind: str, entry_point: Any) -> None:
+    """Register a policy kind: ``register_policy("mine", "my_pkg.policy:MyPolicy")`` (or the
+    class itself).
 
     The class is constructed as ``MyPolicy(spec, target, **options)`` for the spec
     ``mine:TARGET``. A kind registers once.
     """
-    if kind in _KINDS:
-        raise ValueError(f"policy kind {kind!r} is already registered ({_KINDS[kind]})")
-    _KINDS[kind] = entry_point
+    POLICY_KINDS.register(kind, entry_point)
 
 
 def list_policy_kinds() -> list[str]:
-    return sorted(_KINDS)
+    return POLICY_KINDS.names()
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -71,15 +74,15 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if spec in _NO_TARGET:
         return spec, ""
     kind, sep, target = spec.partition(":")
-    if sep and kind in _KINDS:
+    if sep and kind in POLICY_KINDS:
         if not target and kind not in _NO_TARGET:
             raise ValueError(f"policy spec {spec!r} needs a target after '{kind}:'")
         return kind, target
     if Path(spec).exists():
         return "hf", spec
-    hint = f" Known kinds: {', '.join(sorted(_KINDS))}."
+    hint = f" Known kinds: {', '.join(POLICY_KINDS.names())}."
     if sep:
-        raise UnknownNameError("policy kind", kind, _KINDS)
+        raise UnknownNameError("policy kind", kind, POLICY_KINDS.names())
     raise ValueError(
         f"policy spec {spec!r} is neither a known kind nor an existing path.{hint} "
         "Examples: 'hf:runs/x/checkpoints/latest', 'openai:http://127.0.0.1:8000/v1#my-model'"
@@ -88,16 +91,20 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 #: Where a training run keeps the model directory of its newest checkpoint, relative to
 #: the run directory.
-RUN_CHECKPOINT = Path("checkpoints") / "latest" / "model"
+RUN_CHECKPOINT = RunDir(".").latest_model
 _MODEL_KINDS = ("hf", "vllm")
 
 
 def run_checkpoint_model(path: Path) -> Path | None:
-    """The model directory a training run or checkpoint directory stands for, if any."""
-    if (path / RUN_CHECKPOINT).is_dir():
-        return (path / RUN_CHECKPOINT).resolve()
+    """The model directory a training run or checkpoint directory stands for, if any: the
+    run's newest checkpoint, else (an SFT-only run) its ``sft-model``."""
+    run = RunDir(path)
+    if run.latest_model.is_dir():
+        return run.latest_model.resolve()
     if (path / "model" / "config.json").is_file():  # one checkpoint directory
         return (path / "model").resolve()
+    if (run.sft_model / "config.json").is_file() and run.config.is_file():
+        return run.sft_model.resolve()
     return None
 
 
@@ -122,8 +129,7 @@ def resolve_policy_spec(spec: str) -> str:
 def make_policy(spec: str, **options: Any) -> Policy:
     """Build the policy a spec names; ``options`` go to the backend's constructor."""
     kind, target = parse_spec(resolve_policy_spec(spec))
-    module, _, cls_name = _KINDS[kind].partition(":")
-    cls = getattr(importlib.import_module(module), cls_name)
+    cls = POLICY_KINDS.get(kind)
     if kind in _NO_TARGET:
         return cls(spec, **options)
     return cls(spec, target, **options)

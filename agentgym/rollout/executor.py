@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.errors import NoExpertError, UnknownNameError
+from agentgym.errors import NoExpertError
+from agentgym.registries import Registry
 
 HINTS = ("expert_action", "random_action")
 
@@ -352,33 +353,22 @@ class ProcessPool(EnvPool):
 
 # A factory, or a lazy "module:attr" string imported on first use (so that importing
 # agentgym never imports an optional backend such as Ray).
-_POOLS: dict[str, Callable[..., EnvPool] | str] = {
-    "inline": InlinePool,
-    "threads": ThreadPool,
-    "processes": ProcessPool,
-    "ray": "agentgym.rollout.ray_pool:RayPool",
-}
+POOLS: Registry[Callable[..., EnvPool]] = Registry("env executor")
+POOLS.register("inline", InlinePool)
+POOLS.register("threads", ThreadPool)
+POOLS.register("processes", ProcessPool)
+POOLS.register("ray", "agentgym.rollout.ray_pool:RayPool")
 
 
 def register_pool(name: str, factory: Callable[..., EnvPool] | str) -> None:
     """Register an env pool backend: ``factory(spec, size, timeout=..., seed=..., **kw)``,
     or its ``"module:attr"`` path, imported when the pool is first built."""
-    if name in _POOLS:
-        raise ValueError(f"env pool {name!r} is already registered")
-    _POOLS[name] = factory
+    POOLS.register(name, factory)
 
 
 def pool_factory(name: str) -> Callable[..., EnvPool]:
     """The factory registered as ``name`` (a lazy ``"module:attr"`` entry is imported)."""
-    if name not in _POOLS:
-        raise UnknownNameError("env executor", name, _POOLS)
-    factory = _POOLS[name]
-    if isinstance(factory, str):
-        import importlib
-
-        module, _, attr = factory.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-    return factory
+    return POOLS.get(name)
 
 
 def make_pool(
