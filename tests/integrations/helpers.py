@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -53,9 +54,9 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> N
 @contextmanager
 def serve(args: Sequence[str], port: int) -> Iterator[subprocess.Popen]:
     """Run ``python ARGS`` (a server listening on ``port``) for the duration."""
-    proc = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # Output goes to a file: a pipe nobody reads fills up and then blocks the server.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed after the server stops
+    proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, proc)
         yield proc
@@ -66,6 +67,7 @@ def serve(args: Sequence[str], port: int) -> Iterator[subprocess.Popen]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def train_one_iteration(out_dir: Path, env_id: str, *overrides: str) -> RunResult:
