@@ -29,9 +29,11 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentgym.errors import ConfigError
 from agentgym.policies.base import Generation, Policy, PolicyInput, SamplingParams
 from agentgym.policies.chat import eos_token_ids, prompt_ids_of, prompt_problem
 from agentgym.policies.chat import error_generation as _error
+from agentgym.policies.hub import model_load_error, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,8 @@ class HFPolicy(Policy):
         tokenizer: Any = None,
     ) -> None:
         super().__init__(spec)
+        if model is None and target:
+            target = resolve_model(spec, target)  # before the slow imports
         import torch
 
         if dtype not in _DTYPES:
@@ -108,9 +112,12 @@ class HFPolicy(Policy):
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-            model = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype)
+            try:
+                model = AutoModelForCausalLM.from_pretrained(target, dtype=torch_dtype)
+                tokenizer = tokenizer or AutoTokenizer.from_pretrained(target)
+            except OSError as exc:
+                raise ConfigError(model_load_error(spec, target, exc)) from exc
             model = model.to(device).eval()
-            tokenizer = tokenizer or AutoTokenizer.from_pretrained(target)
         elif tokenizer is None:
             raise ValueError("HFPolicy: give the tokenizer together with the model")
         self.model = model

@@ -50,6 +50,7 @@ from agentgym.policies.base import (
 )
 from agentgym.policies.chat import eos_token_ids, prompt_ids_of, prompt_problem
 from agentgym.policies.chat import error_generation as _error
+from agentgym.policies.hub import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class VLLMPolicy(Policy):
         **engine_kwargs: Any,
     ) -> None:
         super().__init__(spec)
+        target = resolve_model(spec, target)  # before the slow imports
         in_process_engine_env()
         from transformers import AutoTokenizer
         from vllm import LLM

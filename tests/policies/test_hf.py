@@ -228,3 +228,47 @@ def test_a_model_in_train_mode_generates_without_dropout_and_stays_in_train_mode
     assert first.token_ids == second.token_ids and first.logprobs == second.logprobs
     model.eval()
     check_logprobs(policy, [first])
+
+
+def test_a_missing_model_directory_is_named_without_going_to_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from huggingface_hub import constants
+
+    from agentgym.errors import ConfigError
+
+    started = time.monotonic()
+    for target in ("./relative/missing", str(tmp_path / "typo"), "~/no/such/model"):
+        with pytest.raises(ConfigError, match="does not exist"):
+            make_policy(f"hf:{target}")
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"runs/typo does not exist"):  # "runs" is a folder here
+        make_policy("hf:runs/typo")
+    assert time.monotonic() - started < 5
+    # Could be a Hub id: named as a missing directory all the same, here where the Hub
+    # is out of reach (and offline mode is on).
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ConfigError, match=r"relative/missing does not exist .*HF_HUB_OFFLINE"):
+        make_policy("hf:relative/missing")
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        make_policy(f"hf:{tmp_path / 'a_file'}")
+
+
+def test_eval_with_a_missing_model_directory_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from agentgym.cli import app
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    args = ["eval", "--env", "Sokoban-v0", "--policy", "hf:relative/missing", "--tasks", "1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "relative/missing does not exist" in " ".join(result.output.split())
