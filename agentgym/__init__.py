@@ -7,6 +7,7 @@ Quick tour::
     obs, info = env.reset(seed=0, options={"split": "train"})
     obs, reward, terminated, truncated, info = env.step("up")
     agentgym.check_env("Sokoban-v0")               # the conformance checker
+    snap = agentgym.snapshot(env)                  # ... and agentgym.restore(env, snap)
 
 Heavy parts (policies, trainers) are imported on first use, so ``import agentgym`` is fast.
 """
@@ -19,10 +20,13 @@ from agentgym.errors import (
     EnvCheckError,
     InvalidTaskError,
     NoExpertError,
+    SnapshotError,
+    SnapshotNotSupportedError,
     UnknownNameError,
 )
 from agentgym.registry import entries as registered_envs
 from agentgym.registry import make, register
+from agentgym.snapshots import EnvSnapshot, restore, snapshot, supports_snapshot
 from agentgym.trajectory import Step, StepColumns, Trajectory, flatten, read_jsonl, write_jsonl
 
 __version__ = "0.1.0"
@@ -32,8 +36,11 @@ __all__ = [
     "AgentGymError",
     "ConfigError",
     "EnvCheckError",
+    "EnvSnapshot",
     "InvalidTaskError",
     "NoExpertError",
+    "SnapshotError",
+    "SnapshotNotSupportedError",
     "Step",
     "StepColumns",
     "StepResult",
@@ -48,5 +55,8 @@ __all__ = [
     "read_jsonl",
     "register",
     "registered_envs",
+    "restore",
+    "snapshot",
+    "supports_snapshot",
     "write_jsonl",
 ]

@@ -10,6 +10,7 @@ new environment is checked for free.
 from __future__ import annotations
 
 import math
+import pickle
 import time
 import traceback
 import warnings
@@ -348,6 +349,129 @@ def check_expert(ctx: CheckContext) -> None:
             _fail("expert", f"the expert did not solve {split} task {task_id!r}: {obs[-200:]!r}")
 
 
+def _same(a: Any, b: Any) -> bool:
+    try:
+        if a == b:
+            return True
+    except Exception:  # e.g. numpy arrays inside an info
+        pass
+    return repr(a) == repr(b)  # NaN == NaN, arrays
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _step_difference(expected: tuple, got: tuple) -> str | None:
+    """What differs between two ``(obs, reward, terminated, truncated, info)``, or None."""
+    names = ("observation", "reward", "terminated", "truncated")
+    for name, a, b in zip(names, expected, got, strict=False):
+        if not _same(a, b):
+            return f"{name} {_short(b)} instead of {_short(a)}"
+    want, have = expected[4], got[4]
+    for key in sorted(set(want) | set(have), key=lambda k: (k != "state_key", str(k))):
+        if key not in want or key not in have:
+            return f"info[{key!r}] is {'missing' if key not in have else 'new'}"
+        if not _same(want[key], have[key]):
+            return f"info[{key!r}] is {_short(have[key])} instead of {_short(want[key])}"
+    return None
+
+
+def _replay_snapshot(
+    ctx: CheckContext,
+    walk: tuple[str, list[Any], list[tuple]],
+    at: int,
+    snap: Any,
+    state: str | None,
+    how: str,
+) -> None:
+    """Restore ``snap`` (taken after ``at`` steps of ``walk``) and replay the rest."""
+    from agentgym.snapshots import restore
+
+    task_id, actions, steps = walk
+    restore(ctx.env, snap)
+    now = ctx.text_env.canonical_state()
+    if not _same(state, now):
+        _fail(
+            "snapshot",
+            f"task {task_id!r}: restoring the snapshot taken at step {at} ({how}) gives "
+            f"the state {_short(now)}, not {_short(state)}",
+        )
+    for k in range(at, len(actions)):
+        obs, reward, terminated, truncated, info = ctx.env.step(actions[k])
+        got = (obs, float(reward), bool(terminated), bool(truncated), info)
+        problem = _step_difference(steps[k], got)
+        if problem is not None:
+            _fail(
+                "snapshot",
+                f"task {task_id!r}: after restoring the snapshot taken at step {at} ({how}), "
+                f"step {k + 1} ({_short(actions[k], 60)}) differs from the original "
+                f"episode: {problem}",
+            )
+
+
+def check_snapshot(ctx: CheckContext) -> None:
+    """Where the env supports snapshots: restoring one and replaying the same actions
+    gives the same steps (observations, rewards, flags, state keys, infos), and a
+    snapshot survives a pickle round trip into an env that played another task since.
+
+    Random walks on the first task of the first and last splits; snapshots after
+    ``reset``, at two random steps and after the end (the walk takes one step past it);
+    each is restored through the whole wrapper stack (:func:`agentgym.snapshot`) and the
+    rest of the walk replayed; one is restored twice (a snapshot must not change when the
+    env it was restored into moves on).
+    """
+    from agentgym.snapshots import snapshot, supports_snapshot
+
+    if not supports_snapshot(ctx.env):
+        return
+    env = ctx.text_env
+    firsts = [ids[0] for ids in (env.task_ids(s) for s in SPLITS) if len(ids)]
+    tasks = list(dict.fromkeys([firsts[0], firsts[-1]]))
+    rng = np.random.default_rng(ctx.seed + 5)
+    for i, task_id in enumerate(tasks):
+        _, info = _reset(ctx, task_id, seed=ctx.seed + 11)
+        saved = [(0, snapshot(ctx.env), env.canonical_state())]
+        actions: list[Any] = []
+        steps: list[tuple] = []
+        inner = np.arange(1, ctx.max_steps)
+        points = set(rng.choice(inner, size=min(2, len(inner)), replace=False).tolist())
+        ended = False
+        while len(actions) < ctx.max_steps and not ended:
+            action = _walk_actions(ctx, info, rng)
+            obs, reward, terminated, truncated, info = ctx.env.step(action)
+            actions.append(action)
+            steps.append((obs, float(reward), bool(terminated), bool(truncated), info))
+            ended = bool(terminated or truncated)
+            if ended or len(actions) in points:
+                saved.append((len(actions), snapshot(ctx.env), env.canonical_state()))
+        if ended:  # and one step past the end, answered the same way after a restore
+            action = _walk_actions(ctx, info, rng)
+            obs, reward, terminated, truncated, info = ctx.env.step(action)
+            actions.append(action)
+            steps.append((obs, float(reward), bool(terminated), bool(truncated), info))
+
+        walk = (task_id, actions, steps)
+        for at, snap, state in saved:
+            _replay_snapshot(ctx, walk, at, snap, state, "restored")
+        at, snap, state = saved[len(saved) // 2]
+        _replay_snapshot(ctx, walk, at, snap, state, "restored a second time")
+        try:
+            blob = pickle.dumps(snap)
+        except Exception as exc:
+            _fail(
+                "snapshot",
+                f"a snapshot of task {task_id!r} does not pickle ({type(exc).__name__}: "
+                f"{exc}); snapshots must travel to worker processes",
+            )
+        other = tasks[(i + 1) % len(tasks)]
+        _, info = _reset(ctx, other, seed=ctx.seed + 12)
+        ctx.env.step(_walk_actions(ctx, info, rng))
+        how = f"after a pickle round trip and playing {other!r}"
+        _replay_snapshot(ctx, walk, at, pickle.loads(blob), state, how)
+
+
 CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     check_text_env,
     check_gymnasium_api,
@@ -355,6 +479,7 @@ CHECKS: tuple[Callable[[CheckContext], None], ...] = (
     check_reset_info,
     check_step_info,
     check_determinism,
+    check_snapshot,
     check_state_key,
     check_garbage_actions,
     check_step_after_end,

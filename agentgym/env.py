@@ -57,6 +57,40 @@ Optional keys: ``admissible_actions`` (list of str, the legal actions in this st
 ``tools`` (list of OpenAI function schemas the agent may call), ``task_type`` (str, a
 category for per-type evaluation reports), ``num_tool_calls`` (int, tool calls so far).
 
+Snapshots (optional)
+====================
+
+``snapshot() -> EnvSnapshot`` and ``restore(snapshot)``, where
+:attr:`TextEnv.supports_snapshot` is true, let a rollout branch from a state (trees,
+local re-rollouts). Environments without them raise
+:class:`~agentgym.errors.SnapshotNotSupportedError`, which names the class. A snapshot is
+
+* exact: after ``restore(s)``, stepping with the same actions gives exactly the
+  observations, rewards, ``terminated``/``truncated`` flags, ``state_key``\\ s and
+  ``info``\\ s that the episode gave after ``s`` was taken; in-episode randomness
+  (slippery ice) continues from the saved generator state, and the base class's
+  bookkeeping (task, split, whether the episode ended, the last observation, the running
+  ``success``/``score``) comes back too, as does ``np_random`` (so even the next
+  ``reset()`` without a seed draws the same task);
+* cheap: it holds what the episode changed, never the task's static data (a level, a
+  catalog, a game): a few hundred bytes to a few kilobytes, saved in microseconds
+  (``benchmarks/snapshot_speed.py`` measures every family against one step);
+* picklable and independent: it travels to a worker process or Ray actor, shares no
+  mutable object with the environment, and can be restored any number of times, into any
+  instance of the same class built with the same arguments, with or without a
+  ``reset()`` before, and whatever task that instance played last.
+
+Through wrappers (what :func:`agentgym.make` returns) use :func:`agentgym.snapshot` and
+:func:`agentgym.restore`, which also save the wrappers' state (the turn counter of
+:class:`agentgym.wrappers.TurnLimit`); see :mod:`agentgym.snapshots`. The conformance
+checker's ``snapshot`` rule replays random walks from restored snapshots and compares
+everything.
+
+An environment supports snapshots by implementing two hooks:
+:meth:`TextEnv._snapshot_state` (its own episode state, as immutable or copied
+values) and :meth:`TextEnv._restore_state` (put that state back, loading the task first
+when the instance has another one, or none, loaded).
+
 Splits
 ======
 
@@ -76,7 +110,13 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
-from agentgym.errors import InvalidTaskError, NoExpertError
+from agentgym.errors import (
+    InvalidTaskError,
+    NoExpertError,
+    SnapshotError,
+    SnapshotNotSupportedError,
+)
+from agentgym.snapshots import EnvSnapshot, class_path, rng_from_state, rng_state
 
 Split = Literal["train", "valid", "test"]
 SPLITS: tuple[Split, ...] = ("train", "valid", "test")
@@ -157,7 +197,9 @@ class TextEnv(gymnasium.Env[str, str]):
     * :meth:`_state_key` -- the canonical state;
     * :meth:`_instruction` -- the goal in words;
     * optionally :meth:`_expert_action`, :meth:`_admissible_actions`, :meth:`_tools`,
-      :meth:`_task_type`.
+      :meth:`_task_type`;
+    * optionally :meth:`_snapshot_state` and :meth:`_restore_state`, which turn on
+      :meth:`snapshot`/:meth:`restore` (see "Snapshots" in the module docstring).
 
     Class attributes: ``description`` (one line for ``agentgym env list``) and
     ``max_action_chars`` (longer actions are rejected as invalid without parsing).
@@ -254,6 +296,30 @@ class TextEnv(gymnasium.Env[str, str]):
         """Environment-specific keys added to every ``info`` (e.g. ``num_tool_calls``)."""
         return {}
 
+    def _snapshot_state(self) -> Any:
+        """The environment's own episode state, for :meth:`snapshot` (optional hook).
+
+        Return picklable values that share nothing mutable with the environment (tuples,
+        frozensets, strings, copies), holding everything a step can change or read:
+        positions, histories, counters, the state of in-episode generators
+        (:func:`agentgym.snapshots.rng_state`), caches whose contents change what a later
+        step or the expert answers. Leave out what the task alone fixes (levels, catalogs,
+        games); :meth:`_restore_state` gets the task id to find it again. The base class
+        saves its own bookkeeping (task, split, done, last observation, success, score).
+        """
+        raise SnapshotNotSupportedError(type(self).__name__)
+
+    def _restore_state(self, task_id: str, split: Split, state: Any) -> None:
+        """Put back a state :meth:`_snapshot_state` returned, for task ``task_id`` (hook).
+
+        The instance may have played another task since, or none at all (a fresh
+        instance in a worker process): load the task's static data first when it is not
+        the one loaded. Copy mutable values out of ``state``, since the same snapshot may
+        be restored again. Raise :class:`~agentgym.errors.SnapshotError` for a state this
+        instance cannot take (e.g. one from an env built with other arguments).
+        """
+        raise SnapshotNotSupportedError(type(self).__name__)
+
     # ----------------------------------------------------------------- public API
 
     @property
@@ -265,6 +331,94 @@ class TextEnv(gymnasium.Env[str, str]):
     def has_expert(self) -> bool:
         """Whether :meth:`expert_action` is available for this environment."""
         return type(self)._expert_action is not TextEnv._expert_action
+
+    @property
+    def supports_snapshot(self) -> bool:
+        """Whether :meth:`snapshot` and :meth:`restore` work (the class implements
+        :meth:`_snapshot_state` and :meth:`_restore_state`). For an env inside wrappers,
+        ask :func:`agentgym.supports_snapshot`, which checks the wrappers too."""
+        cls = type(self)
+        return (
+            cls._snapshot_state is not TextEnv._snapshot_state
+            and cls._restore_state is not TextEnv._restore_state
+        )
+
+    def snapshot(self) -> EnvSnapshot:
+        """Save the current moment of the episode (see "Snapshots" in :mod:`agentgym.env`).
+
+        Raises :class:`~agentgym.errors.SnapshotNotSupportedError` where the environment
+        has no snapshots, :class:`~agentgym.errors.SnapshotError` before ``reset()``.
+        Saves the environment alone; :func:`agentgym.snapshot` also saves its wrappers.
+        """
+        if not self.supports_snapshot:
+            raise SnapshotNotSupportedError(type(self).__name__)
+        if self._task_id is None:
+            raise SnapshotError(
+                f"{type(self).__name__} has no episode to snapshot yet; call reset() first"
+            )
+        return EnvSnapshot(
+            env=class_path(type(self)),
+            task_id=self._task_id,
+            split=self._split,
+            done=self._done,
+            last_obs=self._last_obs,
+            success=self._success,
+            score=self._score,
+            rng=rng_state(self.np_random),
+            rng_seed=self._np_random_seed,
+            state=self._snapshot_state(),
+        )
+
+    def restore(self, snapshot: EnvSnapshot) -> None:
+        """Go back to the moment ``snapshot`` saved; the next :meth:`step` continues from it.
+
+        ``snapshot`` must come from :meth:`snapshot` of this class (any instance built with
+        the same arguments, in any process). One taken through wrappers
+        (:func:`agentgym.snapshot`) must be restored with :func:`agentgym.restore`.
+        """
+        if not self.supports_snapshot:
+            raise SnapshotNotSupportedError(type(self).__name__)
+        if isinstance(snapshot, EnvSnapshot) and snapshot.wrappers:
+            names = [name for name, _ in snapshot.wrappers]
+            raise SnapshotError(
+                f"this snapshot also holds the state of the wrappers {names}; restore it "
+                "with agentgym.restore(env, snapshot) on the wrapped env, so their state "
+                "(e.g. the turn count) comes back too"
+            )
+        self._restore_episode(snapshot)
+
+    def _restore_episode(self, snapshot: EnvSnapshot) -> None:
+        """:meth:`restore` without the wrapper check (:func:`agentgym.restore` uses it)."""
+        if not isinstance(snapshot, EnvSnapshot):
+            raise SnapshotError(f"expected an EnvSnapshot, got {type(snapshot).__name__}")
+        here = class_path(type(self))
+        if snapshot.env != here:
+            raise SnapshotError(
+                f"the snapshot was taken from {snapshot.env}, not {here}; restore it into "
+                "an instance of the same class built with the same arguments"
+            )
+        try:
+            split = self.split_of(snapshot.task_id)
+        except InvalidTaskError as exc:
+            raise SnapshotError(
+                f"the snapshot's task {snapshot.task_id!r} is not one of this env's ({exc}); "
+                "was it built with other arguments?"
+            ) from exc
+        if split != snapshot.split:
+            raise SnapshotError(
+                f"the snapshot's task {snapshot.task_id!r} was in split {snapshot.split!r}, "
+                f"here it is in {split!r}; was the env built with other arguments?"
+            )
+        try:
+            self._restore_state(snapshot.task_id, split, snapshot.state)
+        except BaseException:
+            self._task_id, self._done = None, True  # half restored: no valid episode
+            raise
+        self._task_id, self._split = snapshot.task_id, split
+        self._done, self._last_obs = snapshot.done, snapshot.last_obs
+        self._success, self._score = snapshot.success, snapshot.score
+        self._np_random = rng_from_state(snapshot.rng)
+        self._np_random_seed = snapshot.rng_seed
 
     def split_of(self, task_id: str) -> Split:
         """The split ``task_id`` belongs to; :class:`InvalidTaskError` if it is unknown."""

@@ -65,3 +65,26 @@ class EnvCheckError(AgentGymError, AssertionError):
 
 class ConfigError(AgentGymError, ValueError):
     """A configuration value or key that is not valid."""
+
+
+class SnapshotError(AgentGymError, ValueError):
+    """A snapshot that cannot be taken or restored here: taken before ``reset()``, from
+    another environment class or wrapper stack, or for a task this env does not have."""
+
+
+class SnapshotNotSupportedError(SnapshotError, NotImplementedError):
+    """The environment (or a wrapper around it) cannot take snapshots.
+
+    ``env`` names the class that lacks them.
+    """
+
+    def __init__(self, env: str, why: str = "") -> None:
+        self.env, self.why = env, why
+        super().__init__(
+            f"{env} does not support snapshot()/restore(){': ' + why if why else ''}. Check "
+            "agentgym.supports_snapshot(env) first, or implement the hooks "
+            "_snapshot_state()/_restore_state() (see agentgym.env)"
+        )
+
+    def __reduce__(self) -> tuple:  # travels intact from a worker process
+        return type(self), (self.env, self.why)

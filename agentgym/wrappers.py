@@ -12,7 +12,8 @@ class TurnLimit(gymnasium.Wrapper[str, str, str, str]):
 
     Unlike :class:`gymnasium.wrappers.TimeLimit` it also marks why the episode stopped
     (``info["truncated_by"] = "turn_limit"``) and exposes ``max_steps`` and
-    ``elapsed_steps`` for prompt templates ("step 3 of 20").
+    ``elapsed_steps`` for prompt templates ("step 3 of 20"). Its state takes part in
+    snapshots (:func:`agentgym.snapshot` / :func:`agentgym.restore`).
     """
 
     def __init__(self, env: gymnasium.Env[str, str], max_steps: int) -> None:
@@ -42,3 +43,15 @@ class TurnLimit(gymnasium.Wrapper[str, str, str, str]):
             info["truncated_by"] = "turn_limit"
             self._final = (obs, info)
         return obs, reward, terminated, truncated, info
+
+    def snapshot_state(self) -> tuple[int, tuple[str, dict[str, Any]] | None]:
+        """The turn count and, after truncation, the final answer (for
+        :func:`agentgym.snapshot`, which saves every wrapper's state with the env's)."""
+        final = getattr(self, "_final", None)
+        return self.elapsed_steps, None if final is None else (final[0], dict(final[1]))
+
+    def restore_state(self, state: tuple[int, tuple[str, dict[str, Any]] | None]) -> None:
+        """Put back what :meth:`snapshot_state` saved (used by :func:`agentgym.restore`)."""
+        elapsed, final = state
+        self.elapsed_steps = int(elapsed)
+        self._final = None if final is None else (final[0], dict(final[1]))

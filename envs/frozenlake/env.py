@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agentgym.env import StepResult
+from agentgym.env import Split, StepResult
 from agentgym.envs.grid import MOVE_NAMES, MOVES, GridMoves, parse_move
+from agentgym.errors import SnapshotError
 from agentgym.generated import GeneratedTaskEnv
+from agentgym.snapshots import rng_from_state, rng_state
 
 #: Moves the ice may turn each move into (the intended one and its two perpendiculars),
 #: as in Gymnasium's slippery FrozenLake.
@@ -111,6 +113,9 @@ class FrozenLakeEnv(GridMoves, GeneratedTaskEnv[LakeMap]):
     ``score`` is 1 at the goal, else 0. ``state_key`` is the player cell, ``"r2c3"``.
     The expert walks a shortest safe path (optimal when not slippery; on slippery ice it
     re-plans from wherever it lands).
+
+    Snapshots (:meth:`snapshot`) hold the player's cell and the state of the episode's
+    generator, so restored slippery ice slides exactly as it did.
     """
 
     description = "Cross a frozen lake to the goal without falling into a hole (BFS expert)."
@@ -193,6 +198,20 @@ class FrozenLakeEnv(GridMoves, GeneratedTaskEnv[LakeMap]):
 
     def _state_key(self) -> str:
         return f"r{self._pos[0]}c{self._pos[1]}"
+
+    def _snapshot_state(self) -> tuple:
+        return self._signature(), self._pos, rng_state(self._rng)
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        signature, pos, rng = state
+        if signature != self._signature():
+            raise SnapshotError(
+                f"the snapshot comes from a FrozenLake generator {signature!r}, this env is "
+                f"{self._signature()!r}: build it with the same arguments"
+            )
+        self._lake = self.level(task_id)
+        self._pos = (int(pos[0]), int(pos[1]))
+        self._rng = rng_from_state(rng)
 
     def _instruction(self) -> str:
         return (

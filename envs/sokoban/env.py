@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from agentgym.env import StepResult
+from agentgym.env import Split, StepResult
 from agentgym.envs.grid import MOVE_NAMES, GridMoves, parse_move
 from agentgym.envs.sokoban.level import Level, generate_level, solve, step_state
+from agentgym.errors import SnapshotError
 from agentgym.generated import GeneratedTaskEnv
 
 _FEEDBACK = {
@@ -35,6 +36,8 @@ class SokobanEnv(GridMoves, GeneratedTaskEnv[Level]):
     small models one token per cell. ``state_key`` is the player cell and the sorted box
     cells, e.g. ``"p8|b14,20"``.
     The expert is an optimal breadth-first solver.
+
+    Snapshots (:meth:`snapshot`) hold the player, the boxes and the expert's current plan.
     """
 
     description = "Push every box onto a target in a text grid (levels from seeds, BFS expert)."
@@ -135,6 +138,20 @@ class SokobanEnv(GridMoves, GeneratedTaskEnv[Level]):
 
     def _state_key(self) -> str:
         return f"p{self._player}|b{','.join(map(str, sorted(self._boxes)))}"
+
+    def _snapshot_state(self) -> tuple:
+        # The plan dict is replaced, never changed, once built: sharing it is safe.
+        return self._signature(), self._player, self._boxes, self._plan
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        signature, player, boxes, plan = state
+        if signature != self._signature():
+            raise SnapshotError(
+                f"the snapshot comes from a Sokoban generator {signature!r}, this env is "
+                f"{self._signature()!r}: build it with the same arguments"
+            )
+        self._level = self.level(task_id)
+        self._player, self._boxes, self._plan = int(player), frozenset(boxes), plan
 
     def _instruction(self) -> str:
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 from agentgym.env import StepResult
 from agentgym.envs.frozenlake import FrozenLakeEnv
@@ -46,3 +47,28 @@ class SharedSplits(FrozenLakeEnv):
 
     def split_of(self, task_id):
         return "train"
+
+
+class ForgetfulSnapshotLake(FrozenLakeEnv):
+    """Slippery ice whose snapshots forget the episode's generator: a restored episode
+    slides differently from the original."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(slippery=True, hole_prob=0.0, **kwargs)
+
+    def _snapshot_state(self):
+        return self._pos
+
+    def _restore_state(self, task_id, split, state):
+        self._lake = self.level(task_id)
+        self._pos = state
+
+
+class UnpicklableSnapshotLake(FrozenLakeEnv):
+    """Snapshots that hold a lock: they work in-process but cannot reach a worker."""
+
+    def _snapshot_state(self):
+        return threading.Lock(), super()._snapshot_state()
+
+    def _restore_state(self, task_id, split, state):
+        super()._restore_state(task_id, split, state[1])
