@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from agentgym.errors import AgentGymError
 
 TrajectoryStatus = Literal["running", "terminated", "truncated", "error"]
 
@@ -193,23 +195,93 @@ def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory], append: bo
     return n
 
 
+class TrajectoryFileError(AgentGymError, ValueError):
+    """A trajectory JSONL file that cannot be read; the message names the file and line."""
+
+
 def iter_jsonl(path: str | Path) -> Iterator[Trajectory]:
     """Read trajectories written by :func:`write_jsonl`.
 
-    A truncated last line (a writer killed mid-line) is skipped; a malformed line in the
-    middle is an error naming the line.
+    A truncated last line (a writer killed mid-line) is skipped. A line in the middle that
+    is not a trajectory -- not UTF-8, not JSON, or JSON of another shape (a missing
+    ``env_id``, ``steps`` that are not a list of step objects, a field of the wrong type)
+    -- is a :class:`TrajectoryFileError` naming the file and the line.
     """
-    with Path(path).open(encoding="utf-8") as f:
-        lines = f.readlines()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    try:
+        with Path(path).open("rb") as f:
+            lines = f.readlines()
+    except OSError as exc:
+        raise TrajectoryFileError(f"{path}: cannot read the trajectory file ({exc})") from exc
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
+        where = f"{path}:{number}"
         try:
-            yield Trajectory.from_json(line)
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise TrajectoryFileError(
+                f"{where}: not UTF-8 text (byte {raw[exc.start]:#04x} at {exc.start}); "
+                "expected the JSON lines `agentgym rollout` writes"
+            ) from exc
         except json.JSONDecodeError as exc:
-            if number == len(lines) and not line.endswith("\n"):
+            if number == len(lines) and not raw.endswith(b"\n"):
                 return
-            raise ValueError(f"{path}:{number}: not a trajectory JSON line ({exc})") from exc
+            raise TrajectoryFileError(f"{where}: not a trajectory JSON line ({exc})") from exc
+        except RecursionError:
+            raise TrajectoryFileError(f"{where}: JSON nested too deeply to read") from None
+        problem = _trajectory_shape_problem(data)
+        if problem is None:
+            try:
+                traj = Trajectory.from_dict(data)
+            except (TypeError, ValueError) as exc:
+                problem = str(exc)
+        if problem is not None:
+            raise TrajectoryFileError(
+                f"{where}: not a trajectory: {problem}; expected the JSON lines "
+                "`agentgym rollout` writes"
+            )
+        yield traj
+
+
+def _type_problem(cls: type, data: dict[str, Any], where: str) -> str | None:
+    """Whether the fields of ``data`` have the types of ``cls``'s defaults."""
+    for f in fields(cls):
+        if f.name not in data or data[f.name] is None:
+            continue
+        if f.default_factory is not MISSING:  # type: ignore[misc]
+            expected: type = type(f.default_factory())  # type: ignore[misc]
+        elif f.default is not MISSING and f.default is not None:
+            expected = type(f.default)
+        else:
+            continue
+        value = data[f.name]
+        if expected is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            return f"{where}{f.name} is {type(value).__name__}, not {expected.__name__}"
+    return None
+
+
+def _trajectory_shape_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    problem = _type_problem(Trajectory, data, "")
+    if problem is not None:
+        return problem
+    steps = data.get("steps", [])
+    if not isinstance(steps, list):
+        return f"steps is {type(steps).__name__}, not a list"
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            return f"steps[{i}] is {type(step).__name__}, not an object"
+        problem = _type_problem(Step, step, f"steps[{i}].")
+        if problem is not None:
+            return problem
+    return None
 
 
 def read_jsonl(path: str | Path) -> list[Trajectory]:
