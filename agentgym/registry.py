@@ -241,6 +241,13 @@ def _register_builtins() -> None:
     register("CodeSandbox-v0", "agentgym.envs.code:CodeSandboxEnv", max_steps=8)
     register("MCP-v0", "agentgym.envs.mcp:MCPEnv", max_steps=8)
     register("OpenEnv-v0", "agentgym.envs.openenv:OpenEnvEnv", max_steps=20)
+    register("TextArena-v0", "agentgym.envs.textarena:TextArenaEnv", max_steps=20)
+    register(
+        "TextArenaSelfPlay-v0",
+        "agentgym.envs.textarena:TextArenaEnv",
+        max_steps=20,
+        kwargs={"mode": "selfplay", "game": "TicTacToe-v0"},
+    )
 
 
 _register_builtins()
