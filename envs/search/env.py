@@ -419,6 +419,26 @@ class SearchEnv(TextEnv):
     def _last_obs_tail(self) -> str:
         return f"Question: {self.question.question}"
 
+    def _snapshot_state(self) -> tuple:
+        """The episode's history: retrieved passage ids, queries, the information blocks
+        shown (Search-R1's retrieval score reads them), the search count, the answer and
+        whether every turn so far was well formed."""
+        return (
+            frozenset(self._retrieved),
+            tuple(self._queries),
+            tuple(self._information),
+            self._num_searches,
+            self._answer,
+            self._format_ok,
+        )
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        self._load_task(task_id, split, np.random.default_rng(0))  # the question; no rng
+        retrieved, queries, information, num_searches, answer, format_ok = state
+        self._retrieved, self._queries = set(retrieved), list(queries)
+        self._information, self._num_searches = list(information), int(num_searches)
+        self._answer, self._format_ok = answer, bool(format_ok)
+
     # ------------------------------------------------------------ acting
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
