@@ -190,6 +190,16 @@ class WebShopEnv(TextEnv):
         """The page: its type, query, results page, product and chosen options."""
         return self._page.describe()
 
+    def _snapshot_state(self) -> tuple:
+        """The session: the page (immutable; it carries query, results page, product and
+        options), the products visited (``text_rich`` marks them) and the purchase."""
+        return self._page, frozenset(self._visited), self._purchase
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        self._load_task(task_id, split, np.random.default_rng(0))  # the goal; no rng
+        page, visited, purchase = state
+        self._page, self._visited, self._purchase = page, set(visited), purchase
+
     def _render_state(self) -> str:
         reward = self._purchase.reward if self._purchase else None
         elements = self.shop.elements(self._page, self.goal.instruction, reward)
