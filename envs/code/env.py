@@ -308,6 +308,22 @@ class CodeSandboxEnv(TextEnv):
     def _last_obs_tail(self) -> str:
         return self._prompt
 
+    def _snapshot_state(self) -> tuple:
+        """The history that later steps read: the normalised code of the latest attempt,
+        its test vector, whether it was submitted, the tool-call count.
+
+        The sandbox holds nothing between steps (each run starts in a wiped working
+        directory, with the code and its files written afresh), so there is nothing to
+        save or rewrite there; the memo of results (``cache_size``) is per instance.
+        """
+        return self._code_norm, self._vector, self._submitted, self._num_tool_calls
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        self._load_task(task_id, split, np.random.default_rng(0))  # the task; no rng
+        code_norm, vector, submitted, num_tool_calls = state
+        self._code_norm, self._vector = code_norm, str(vector)
+        self._submitted, self._num_tool_calls = bool(submitted), int(num_tool_calls)
+
     # ------------------------------------------------------------ acting
 
     def parse_action(self, action: str) -> tuple[str, str, str] | str:
