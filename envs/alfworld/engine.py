@@ -93,12 +93,14 @@ class Engine:
         self._env: Any = None
         self.game_file: str | None = None
         self.state: Any = None
+        # The game's facts right after reset: snapshots save only what differs from them.
+        self._initial_facts: frozenset[Any] | None = None
 
     def load(self, game_file: str) -> None:
         """Load a ``game.tw-pddl`` file (no-op if it is the loaded one)."""
         if game_file == self.game_file and self._env is not None:
             return
-        self.game_file = None  # until the load succeeds
+        self.game_file, self._initial_facts = None, None  # until the load succeeds
         if self._env is None:
             demangler, infos = self._wrappers
             self._env = self._textworld.start(  # builds the wrapper stack and loads the game
@@ -110,6 +112,7 @@ class Engine:
 
     def reset(self) -> str:
         self.state = self._env.reset()
+        self._initial_facts = frozenset(self._env.unwrapped._pddl_state.facts)
         return str(self.state.feedback)
 
     def step(self, command: str) -> tuple[str, bool]:
@@ -144,7 +147,24 @@ class Engine:
         pddl_env = self._env.unwrapped
         return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
 
+    def in_play(self, game_file: str) -> bool:
+        """Whether ``game_file`` is loaded and has been reset (a snapshot can go back in)."""
+        return self.game_file == game_file and self._initial_facts is not None
+
+    def snapshot(self) -> Any:
+        """The state of the game in play (:mod:`.snapshot`: facts, not replayed actions)."""
+        from agentgym.envs.alfworld.snapshot import take
+
+        return take(self)
+
+    def restore(self, snapshot: Any) -> None:
+        """Put back a state :meth:`snapshot` saved in this game (loaded and reset)."""
+        from agentgym.envs.alfworld.snapshot import put
+
+        put(self, snapshot)
+
     def close(self) -> None:
         if self._env is not None:
             self._env.close()
         self._env, self.game_file, self.state = None, None, None
+        self._initial_facts = None

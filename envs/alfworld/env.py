@@ -26,7 +26,9 @@ Contract details:
   :meth:`ALFWorldEnv.canonical_state` lists those facts;
 * ``info["task_type"]`` is one of ALFWorld's six task types;
 * the expert follows the Fast Downward planner's walkthrough from the current state,
-  planned when first asked and again whenever the agent leaves the plan.
+  planned when first asked and again whenever the agent leaves the plan;
+* snapshots (:meth:`ALFWorldEnv.snapshot`) save the engine's PDDL facts, not the actions
+  that led there, and restore in about the time of one step (:mod:`.snapshot`).
 """
 
 from __future__ import annotations
@@ -148,6 +150,20 @@ class ALFWorldEnv(TextEnv):
 
     def _admissible_actions(self) -> list[str]:
         return self._engine.admissible_commands
+
+    def _snapshot_state(self) -> tuple:
+        """The engine's PDDL state (:mod:`.snapshot`: the facts that differ from the
+        game's start) and the expert's current plan."""
+        return self._engine.snapshot(), None if self._plan is None else tuple(self._plan)
+
+    def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
+        engine_state, plan = state
+        game = self.store.game(task_id, self._engine)  # may generate it (with the engine)
+        loaded = self._game is not None and self._game.path == game.path
+        if not (loaded and self._engine.in_play(str(game.path))):
+            self._load_task(task_id, split, np.random.default_rng(0))
+        self._engine.restore(engine_state)
+        self._plan = None if plan is None else list(plan)
 
     def _last_obs_tail(self) -> str:
         """The last observation without the complaints earlier invalid actions put in
