@@ -17,9 +17,10 @@ The wrapped env is reset with the task's seed, so a task always starts the same 
 take). ``info`` keys the inner env fills are kept; the contract keys it lacks are filled:
 
 * ``state_key``: the inner env's own ``info["state_key"]`` when it has one, else a hash of
-  the observation text. The observation is only a proxy for the state: two states that
-  print the same text share a key (anchor-state credit then groups them), so give your
-  env a ``state_key`` when it has a better one.
+  the observation text after the last valid step (reset included). The observation is
+  only a proxy for the state: two states that print the same text share a key
+  (anchor-state credit then groups them), so give your env a ``state_key`` when it has a
+  better one.
 * ``success``: ``info["success"]`` when given, else "the episode terminated with a positive
   reward"; ``score``: ``info["score"]`` when given, else ``float(success)``.
 * ``action_valid``: ``info["action_valid"]`` when given, else True. An inner env that raises
@@ -86,6 +87,8 @@ class GymTextEnv(TextEnv):
     """
 
     description = "a Gymnasium text environment; tasks are seeds"
+    #: Tasks are seeds: the checker does not ask different tasks to start differently.
+    seed_tasks = True
 
     def __init__(
         self,
@@ -111,7 +114,7 @@ class GymTextEnv(TextEnv):
         self._inner_info: dict[str, Any] = {}
         self._instruction_text = ""
         self._inner_truncated = False
-        self._last_reward = 0.0
+        self._state_obs = ""
 
     def task_ids(self, split: Split) -> Sequence[str]:
         return self._ranges[split]
@@ -127,7 +130,7 @@ class GymTextEnv(TextEnv):
         self._instruction_text = str(
             self._inner_info.get("instruction") or f"Solve the {self._name} task."
         )
-        self._last_obs = str(observation)
+        self._last_obs = self._state_obs = str(observation)
         return str(observation)
 
     def _step(self, action: str) -> StepResult:
@@ -142,6 +145,8 @@ class GymTextEnv(TextEnv):
         info = dict(info or {})
         self._inner_info = info
         self._inner_truncated = bool(truncated) and not terminated
+        if info.get("action_valid", True):
+            self._state_obs = str(observation)
         reward = float(reward)
         ended = bool(terminated)
         success = info.get("success")
@@ -170,7 +175,9 @@ class GymTextEnv(TextEnv):
         given = self._inner_info.get("state_key")
         if given is not None:
             return str(given)
-        digest = hashlib.blake2b(self._last_obs.encode("utf-8", "replace"), digest_size=8)
+        # the observation after the last *valid* step: feedback on an invalid action is not
+        # a new state
+        digest = hashlib.blake2b(self._state_obs.encode("utf-8", "replace"), digest_size=8)
         return f"obs:{digest.hexdigest()}"
 
     def _instruction(self) -> str:

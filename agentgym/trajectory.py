@@ -342,8 +342,9 @@ class StepColumns:
     @cached_property
     def reward_components(self) -> np.ndarray:
         """float64 ``[rows, K]``: the env's ``info["reward_components"]`` of each step (a
-        dict name -> value, or a list); missing components are 0. Names are in
-        :attr:`reward_component_names`."""
+        dict name -> value, or a list), missing components 0, plus a ``"penalty"`` column
+        with what the rollout engine added to the env's reward (invalid-action penalties)
+        when it added anything. Names are in :attr:`reward_component_names`."""
         return self._components[0]
 
     @property
@@ -352,7 +353,16 @@ class StepColumns:
 
     @cached_property
     def _components(self) -> tuple[np.ndarray, tuple[str, ...]]:
-        return reward_component_matrix([s.info for s in self.steps()])
+        matrix, names = reward_component_matrix([s.info for s in self.steps()])
+        # What the rollout engine added to the env's reward (the invalid-action penalty)
+        # is a component of its own, so the components add up to the reward credit sees.
+        penalty = np.fromiter(
+            (s.reward - s.env_reward for s in self.steps()), dtype=np.float64, count=len(self)
+        )
+        if np.any(np.abs(penalty) > 0):
+            matrix = np.concatenate([matrix, penalty[:, None]], axis=1)
+            names = (*names, "penalty")
+        return matrix, names
 
     @cached_property
     def stratum(self) -> np.ndarray:

@@ -355,7 +355,7 @@ def _train(
     summary["iterations"] = iteration
     if ctx.is_main:
         write_json(run.summary, summary)
-        if iteration > 0:
+        if iteration > 0 and cfg.trainer.plots:
             from agentgym.trainers.plots import plot_run
 
             plot_run(run.path)  # RUN_DIR/plots/*.png

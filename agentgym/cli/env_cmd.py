@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List registered environments: id, description and tasks per split."""
         from agentgym.env import SPLITS
-        from agentgym.registry import entries, make
+        from agentgym.registry import default_max_steps, entries, make
 
         listed = sorted(entries().items())
         # plugins say where they come from; with agentgym's own envs only, the column is noise
@@ -52,7 +52,11 @@ def register(app: typer.Typer) -> None:
                         description = _PARENTHETICAL.sub("", description)
                 except Exception as exc:  # one broken env must not hide the others
                     description = f"[red]cannot be built: {type(exc).__name__}: {exc}[/]"
-            row = [entry.id, description, *sizes, str(entry.max_steps or "-")]
+            try:
+                steps = str(default_max_steps(env_id))
+            except Exception:  # an env whose class cannot even be imported
+                steps = "?"
+            row = [entry.id, description, *sizes, steps]
             table.add_row(*row, *([entry.source] if show_source else []))
         console.print(table)
 

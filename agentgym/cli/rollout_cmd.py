@@ -28,8 +28,12 @@ def register(app: typer.Typer) -> None:
         max_tokens: int = typer.Option(256, help="Response length limit."),
         max_steps: int = typer.Option(None, help="Turn limit (default: the env's)."),
         parser: str = typer.Option(None, help="Action parser (default: the env's)."),
-        prompt_style: str = typer.Option("window", help="window or chat."),
-        history_length: int = typer.Option(2, help="Window style: past steps shown."),
+        prompt_style: str = typer.Option(
+            None, help="window or chat (default: a training run's, else window)."
+        ),
+        history_length: int = typer.Option(
+            None, help="Window style: past steps shown (default: a training run's, else 2)."
+        ),
         executor: str = typer.Option(
             "inline", help="Where envs run: inline, threads, processes or ray."
         ),

@@ -10,6 +10,7 @@ rejects values outside its choices, and numbers are checked for their type.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -100,7 +101,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         if key not in names and key in sections and open_field is not None:
             if value is not None and not isinstance(value, Mapping):
                 raise ConfigError(f"'{full}' must be a mapping of settings, got {value!r}")
-            kwargs.setdefault(open_field.name, {})[key] = dict(value or {})
+            kwargs.setdefault(open_field.name, {})[key] = _yaml_numbers(dict(value or {}))
             continue
         if key not in names:
             valid = names + sections
@@ -154,7 +155,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (dict, Mapping) or hint is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"'{where}' must be a mapping, got {value!r}")
-        return dict(value)
+        return _yaml_numbers(dict(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"'{where}' must be true or false, got {value!r}")
@@ -180,6 +181,21 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 return str(value)
             raise ConfigError(f"'{where}' must be a string, got {value!r}")
         return value
+    return value
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _yaml_numbers(value: Any) -> Any:
+    """Numbers YAML 1.1 leaves as strings (``5e-4`` has no dot) as floats, inside the
+    free-form mappings of a config (an estimator's or a loss's settings)."""
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _yaml_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_numbers(v) for v in value]
     return value
 
 

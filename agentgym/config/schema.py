@@ -471,6 +471,7 @@ class TrainerSection:
             tests and saves.
         save_rollouts: task groups of each iteration's rollouts saved with their
             advantages in ``RUN_DIR/rollouts/`` for ``agentgym view`` (0 = none).
+        plots: write the PNG curves into ``RUN_DIR/plots`` at the end of the run.
     """
 
     total_iterations: int = 100
@@ -488,6 +489,7 @@ class TrainerSection:
     progress: bool = True
     max_seconds: float = 0.0
     save_rollouts: int = 4
+    plots: bool = True
 
     def __post_init__(self) -> None:
         if self.save_rollouts < 0:

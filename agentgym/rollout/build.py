@@ -23,19 +23,20 @@ class EnvDefaults:
 
 
 def env_defaults(spec: EnvSpec) -> EnvDefaults:
-    """The env's own action parser and turn limit (its ``max_steps``, else the registry's,
-    else 50)."""
-    from agentgym.registry import entry
+    """The env's own action parser and turn limit (the spec's ``max_steps``, else the
+    limit :func:`agentgym.make` gave it: see :mod:`agentgym.registry`)."""
+    from agentgym.registry import default_max_steps
 
     env = spec.make()
     try:
         parser = str(getattr(env.unwrapped, "action_parser", "think_action"))
-        limit = spec.max_steps or getattr(env, "max_steps", None)
+        try:  # the TurnLimit that agentgym.make puts on every env
+            limit = spec.max_steps or env.get_wrapper_attr("max_steps")
+        except AttributeError:
+            limit = None
     finally:
         env.close()
-    if limit is None and ":" not in spec.env_id:
-        limit = entry(spec.env_id).max_steps
-    return EnvDefaults(parser, int(limit or 50))
+    return EnvDefaults(parser, int(limit or default_max_steps(spec.env_id)))
 
 
 def build_engine(
