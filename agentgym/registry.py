@@ -248,6 +248,13 @@ def _register_builtins() -> None:
         max_steps=20,
         kwargs={"mode": "selfplay", "game": "TicTacToe-v0"},
     )
+    register("ReasoningGym-v0", "agentgym.envs.reasoning:ReasoningGymEnv", max_steps=1)
+    register(
+        "ReasoningGymTools-v0",
+        "agentgym.envs.reasoning:ReasoningGymEnv",
+        max_steps=6,
+        kwargs={"tools": "calculator"},
+    )
 
 
 _register_builtins()
