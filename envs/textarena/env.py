@@ -17,8 +17,9 @@ legal moves, rule bots and experts.
     episode seed.
 ``mode="selfplay"`` (``TextArenaSelfPlay-v0``)
     Both seats are the policy: each observation is for the player to move, and every
-    ``info`` says which player acted (``agent_id``: ``"player0"``/``"player1"``; at reset,
-    the player to move), so per-agent credit (``drmas``) can group the steps. The last
+    ``info`` names that player (``agent_id``: ``"player0"``/``"player1"``), so the rollout
+    engine files each step under the player who made it (``Step.agent``, the ``agent``
+    column that per-agent credit such as ``drmas`` groups on). The last
     step's reward is the mover's TextArena reward and ``info["agent_rewards"]`` has both
     (``{"player0": r0, "player1": r1}``). ``success`` (and ``score`` 1) means the game
     ended by its rules (win, loss or draw), not by invalid moves.
@@ -143,7 +144,8 @@ class TextArenaEnv(TextEnv):
         return [] if self._over else self.game.legal(self._gs(), self._player())
 
     def _extra_info(self) -> dict[str, Any]:
-        # After a step, the step's own info replaces agent_id with the player who acted.
+        # Whose turn it is: the rollout engine files each step under the agent_id of the
+        # info it acted on (Step.agent), i.e. the player who made that move.
         info: dict[str, Any] = {"agent_id": agent_id(self._player())}
         if self._over and self.mode == "selfplay":
             info["agent_rewards"] = {agent_id(p): r for p, r in self._outcome.items()}
@@ -209,7 +211,6 @@ class TextArenaEnv(TextEnv):
                 action_valid=accepted,
                 success=False,
                 score=0.0,
-                info={"agent_id": agent_id(actor)},
             )
         mover = actor if self.mode == "selfplay" else self._seat
         reward = self._outcome.get(mover, 0.0)
@@ -225,7 +226,6 @@ class TextArenaEnv(TextEnv):
             action_valid=accepted,
             success=success,
             score=min(1.0, max(0.0, score)),
-            info={"agent_id": agent_id(actor)},
         )
 
     def _opponent_move(self) -> str:

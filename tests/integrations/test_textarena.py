@@ -69,8 +69,8 @@ def test_tictactoe_against_the_rule_bot() -> None:
 def test_selfplay_tags_each_step_with_the_player_who_moved() -> None:
     env = agentgym.make("TextArenaSelfPlay-v0").unwrapped
     infos, reward = play_out(env, "tictactoe-opening-4")  # O took the centre; X moves
-    assert infos[0]["agent_id"] == "player1"
-    movers = [i["agent_id"] for i in infos[1:]]
+    # every info names the player to move: the one who makes the next step
+    movers = [i["agent_id"] for i in infos[:-1]]
     assert movers == ["player1", "player0"] * (len(movers) // 2) + ["player1"] * (len(movers) % 2)
     end = infos[-1]
     assert end["agent_rewards"] == {"player0": 0.0, "player1": 0.0}  # perfect play draws
@@ -78,7 +78,7 @@ def test_selfplay_tags_each_step_with_the_player_who_moved() -> None:
     # a decided game: the loser's reward is in agent_rewards
     nim = TextArenaEnv(game="Nim-v0", mode="selfplay")
     infos, reward = play_out(nim, nim.task_ids("train")[0])
-    winner = infos[-1]["agent_id"]
+    winner = infos[-2]["agent_id"]  # the player who made the last move
     assert reward == 1.0 and infos[-1]["agent_rewards"][winner] == 1.0
     assert sorted(infos[-1]["agent_rewards"].values()) == [-1.0, 1.0]
 
@@ -117,3 +117,36 @@ def test_train_one_iteration_then_the_model_is_the_opponent(tmp_path: Path) -> N
         assert env._opponent_policy is not None
     finally:
         env.close()
+
+
+def test_rollouts_file_each_selfplay_step_under_the_player_who_moved() -> None:
+    from agentgym.parsers import get_parser
+    from agentgym.policies import SamplingParams, make_policy
+    from agentgym.rollout import (
+        EnvSpec,
+        PromptBuilder,
+        PromptConfig,
+        RolloutEngine,
+        make_pool,
+        sample_tasks,
+    )
+
+    spec = EnvSpec("TextArenaSelfPlay-v0")
+    parser = get_parser("think_action")
+    engine = RolloutEngine(
+        make_pool("inline", spec, 2, seed=0),
+        make_policy("expert"),
+        parser,
+        PromptBuilder(PromptConfig(), parser),
+        SamplingParams(),
+        max_steps=20,
+    )
+    try:
+        trajectories = engine.run(sample_tasks(spec, "test", 2, seed=0))
+    finally:
+        engine.close()
+    for traj in trajectories:
+        agents = [step.agent for step in traj.steps]
+        assert set(agents) == {"player0", "player1"}
+        assert all(a != b for a, b in zip(agents, agents[1:], strict=False))  # they alternate
+        assert traj.steps[-1].info["agent_rewards"].keys() == {"player0", "player1"}
