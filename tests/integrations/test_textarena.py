@@ -10,6 +10,8 @@ import pytest
 
 pytest.importorskip("textarena", reason="needs the textarena extra")
 
+import itertools
+
 import agentgym
 from agentgym.checker import check_env
 from agentgym.env import SPLITS
@@ -148,5 +150,5 @@ def test_rollouts_file_each_selfplay_step_under_the_player_who_moved() -> None:
     for traj in trajectories:
         agents = [step.agent for step in traj.steps]
         assert set(agents) == {"player0", "player1"}
-        assert all(a != b for a, b in zip(agents, agents[1:], strict=False))  # they alternate
+        assert all(a != b for a, b in itertools.pairwise(agents))  # they alternate
         assert traj.steps[-1].info["agent_rewards"].keys() == {"player0", "player1"}
