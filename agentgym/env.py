@@ -352,6 +352,10 @@ class TextEnv(gymnasium.Env[str, str]):
         """
         if not self.supports_snapshot:
             raise SnapshotNotSupportedError(type(self).__name__)
+        return self._take_snapshot(())
+
+    def _take_snapshot(self, wrappers: tuple[tuple[str, Any], ...]) -> EnvSnapshot:
+        """:meth:`snapshot` with the wrappers' states (:func:`agentgym.snapshot` uses it)."""
         if self._task_id is None:
             raise SnapshotError(
                 f"{type(self).__name__} has no episode to snapshot yet; call reset() first"
@@ -367,6 +371,7 @@ class TextEnv(gymnasium.Env[str, str]):
             rng=rng_state(self.np_random),
             rng_seed=self._np_random_seed,
             state=self._snapshot_state(),
+            wrappers=wrappers,
         )
 
     def restore(self, snapshot: EnvSnapshot) -> None:
@@ -417,7 +422,7 @@ class TextEnv(gymnasium.Env[str, str]):
         self._task_id, self._split = snapshot.task_id, split
         self._done, self._last_obs = snapshot.done, snapshot.last_obs
         self._success, self._score = snapshot.success, snapshot.score
-        self._np_random = rng_from_state(snapshot.rng)
+        self._np_random = rng_from_state(snapshot.rng, reuse=self._np_random)
         self._np_random_seed = snapshot.rng_seed
 
     def split_of(self, task_id: str) -> Split:

@@ -37,7 +37,7 @@ and ``restore_state(state) -> None``; Gymnasium's ``OrderEnforcing``, ``TimeLimi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
@@ -98,8 +98,18 @@ def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     return rng.bit_generator.state
 
 
-def rng_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """A new generator that continues exactly where the one ``state`` came from would."""
+def rng_from_state(
+    state: dict[str, Any], reuse: np.random.Generator | None = None
+) -> np.random.Generator:
+    """A generator that continues exactly where the one ``state`` came from would.
+
+    With ``reuse`` (a generator of the same kind that nothing else relies on, e.g. the
+    env's own), that generator is set to ``state`` and returned: about ten times cheaper
+    than building a new one.
+    """
+    if reuse is not None and type(reuse.bit_generator).__name__ == state["bit_generator"]:
+        reuse.bit_generator.state = state
+        return reuse
     bit_generator = getattr(np.random, state["bit_generator"])(0)
     bit_generator.state = state
     return np.random.Generator(bit_generator)
@@ -127,13 +137,25 @@ _KNOWN_WRAPPERS: dict[type, tuple[_Getter, _Setter]] = {
 }
 
 
+def _own_io(wrapper: Any) -> Any:
+    return wrapper.snapshot_state()
+
+
+def _own_restore(wrapper: Any, state: Any) -> None:
+    wrapper.restore_state(state)
+
+
+_IO_BY_CLASS: dict[type, tuple[_Getter, _Setter] | None] = {}
+
+
 def _wrapper_io(wrapper: Any) -> tuple[_Getter, _Setter] | None:
     cls = type(wrapper)
-    if callable(getattr(cls, "snapshot_state", None)) and callable(
-        getattr(cls, "restore_state", None)
-    ):
-        return (lambda w: w.snapshot_state()), (lambda w, s: w.restore_state(s))
-    return _KNOWN_WRAPPERS.get(cls)
+    if cls not in _IO_BY_CLASS:
+        takes_part = callable(getattr(cls, "snapshot_state", None)) and callable(
+            getattr(cls, "restore_state", None)
+        )
+        _IO_BY_CLASS[cls] = (_own_io, _own_restore) if takes_part else _KNOWN_WRAPPERS.get(cls)
+    return _IO_BY_CLASS[cls]
 
 
 def _unwrap(env: gymnasium.Env) -> tuple[list[gymnasium.Wrapper], gymnasium.Env]:
@@ -175,12 +197,11 @@ def snapshot(env: gymnasium.Env) -> EnvSnapshot:
     if problem is not None:
         raise problem
     wrappers, base = _unwrap(env)
-    saved = base.snapshot()  # type: ignore[attr-defined]
     states = []
     for wrapper in wrappers:
         get, _ = _wrapper_io(wrapper)  # type: ignore[misc]
         states.append((type(wrapper).__name__, get(wrapper)))
-    return replace(saved, wrappers=tuple(states))
+    return base._take_snapshot(tuple(states))  # type: ignore[attr-defined]
 
 
 def restore(env: gymnasium.Env, snap: EnvSnapshot) -> None:

@@ -64,24 +64,32 @@ class _Task:
         end = sas.index("\nend_state", start)
         self.head, self.tail = sas[:start], sas[end:]
         initial = sas[start:end].split("\n")
-        self.variables: list[tuple[dict[str, int], int | None, str]] = []
+        #: Per variable: (atom, value if true, value if false) for the usual two-valued
+        #: "Atom p(..)"/"NegatedAtom p(..)" variable, else (None, {atom: value}, default).
+        self.variables: list[tuple[str | None, Any, str | None]] = []
         for (layer, values), init in zip(_VARIABLE.findall(sas), initial, strict=True):
             names = values.split("\n")
-            atoms = {name: i for i, name in enumerate(names) if name.startswith("Atom ")}
-            other = next((i for i, name in enumerate(names) if not name.startswith("Atom ")), None)
-            # a derived variable keeps its initial value; Fast Downward derives it again
-            self.variables.append((atoms if int(layer) < 0 else {}, other, init))
+            if int(layer) >= 0:  # derived: keeps its initial value, Fast Downward derives it
+                self.variables.append((None, {}, init))
+                continue
+            atoms = {name: str(i) for i, name in enumerate(names) if name.startswith("Atom ")}
+            other = next((str(i) for i, n in enumerate(names) if not n.startswith("Atom ")), None)
+            if len(names) == 2 and len(atoms) == 1 and other is not None:
+                ((atom, value),) = atoms.items()
+                self.variables.append((atom, value, other))
+            else:
+                self.variables.append((None, atoms, other))
 
     def with_state(self, true_atoms: set[str]) -> bytes:
         values = []
-        for atoms, other, init in self.variables:
-            if not atoms:
-                values.append(init)
+        for atom, when_true, otherwise in self.variables:
+            if atom is not None:
+                values.append(when_true if atom in true_atoms else otherwise)
                 continue
-            hit = next((i for name, i in atoms.items() if name in true_atoms), other)
+            hit = next((v for name, v in when_true.items() if name in true_atoms), otherwise)
             if hit is None:
                 raise SnapshotError("the snapshot's facts leave a planner variable without value")
-            values.append(str(hit))
+            values.append(hit)
         return (self.head + "\n".join(values) + self.tail).encode("utf-8")
 
 

@@ -66,6 +66,8 @@ from agentgym.tools.sandbox import ExecResult, Limits, Sandbox, make_sandbox
 DEFAULT_LIMITS = Limits(wall_time_s=10.0, cpu_time_s=10.0, memory_mb=512)
 TOOLS = ("run", "submit")
 _FENCE = re.compile(r"```(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL)
+#: What a restore hands to ``_load_task`` (loading a task here draws nothing at random).
+_NO_RANDOMNESS = np.random.default_rng(0)
 
 
 def tool_schemas() -> list[dict[str, Any]]:
@@ -319,7 +321,7 @@ class CodeSandboxEnv(TextEnv):
         return self._code_norm, self._vector, self._submitted, self._num_tool_calls
 
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
-        self._load_task(task_id, split, np.random.default_rng(0))  # the task; no rng
+        self._load_task(task_id, split, _NO_RANDOMNESS)  # the task
         code_norm, vector, submitted, num_tool_calls = state
         self._code_norm, self._vector = code_norm, str(vector)
         self._submitted, self._num_tool_calls = bool(submitted), int(num_tool_calls)

@@ -211,7 +211,7 @@ class FrozenLakeEnv(GridMoves, GeneratedTaskEnv[LakeMap]):
             )
         self._lake = self.level(task_id)
         self._pos = (int(pos[0]), int(pos[1]))
-        self._rng = rng_from_state(rng)
+        self._rng = rng_from_state(rng, reuse=self._rng)  # the env's own: set in place
 
     def _instruction(self) -> str:
         return (

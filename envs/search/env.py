@@ -114,6 +114,8 @@ _ACTION_TAG = re.compile(r"<(search|answer)>(.*?)</\1>", re.DOTALL)
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[A-Za-z0-9]{3,}")
+#: What a restore hands to ``_load_task`` (loading a task here draws nothing at random).
+_NO_RANDOMNESS = np.random.default_rng(0)
 
 
 def tool_schemas(topk: int) -> list[dict[str, Any]]:
@@ -433,7 +435,7 @@ class SearchEnv(TextEnv):
         )
 
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
-        self._load_task(task_id, split, np.random.default_rng(0))  # the question; no rng
+        self._load_task(task_id, split, _NO_RANDOMNESS)  # the question
         retrieved, queries, information, num_searches, answer, format_ok = state
         self._retrieved, self._queries = set(retrieved), list(queries)
         self._information, self._num_searches = list(information), int(num_searches)

@@ -70,6 +70,8 @@ SEARCH_PLACEHOLDER = "search[<your query>]"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WORD = re.compile(r"[a-z0-9]+")
+#: What a restore hands to ``_load_task`` (loading a task here draws nothing at random).
+_NO_RANDOMNESS = np.random.default_rng(0)
 _MODES: tuple[str, ...] = ("text", "text_rich")
 
 
@@ -196,7 +198,7 @@ class WebShopEnv(TextEnv):
         return self._page, frozenset(self._visited), self._purchase
 
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
-        self._load_task(task_id, split, np.random.default_rng(0))  # the goal; no rng
+        self._load_task(task_id, split, _NO_RANDOMNESS)  # the goal
         page, visited, purchase = state
         self._page, self._visited, self._purchase = page, set(visited), purchase
 
