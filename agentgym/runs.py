@@ -152,19 +152,29 @@ class RunDir:
     def resume_candidates(self) -> Iterator[tuple[Path, str | None]]:
         """Checkpoints to try when resuming, best first, each with why it is not the
         first choice (None for ``latest`` itself): ``latest`` if it resolves, then every
-        intact-looking checkpoint from the newest down."""
+        complete-looking checkpoint from the newest down. Only checkpoints of this run
+        (its id in ``run.json``) are offered when the run has an id."""
+        own = self.run_id()
+
+        def ours(path: Path) -> bool:
+            if own is None:
+                return True
+            try:
+                return checkpoint_info(path).get("run_id") == own
+            except RunDirError:
+                return False
+
         seen: set[Path] = set()
         link = self.latest_link
         if link.is_symlink() or link.exists():
             target = link.resolve()
-            if target.is_dir() and checkpoint_problem(target) is None:
+            if target.is_dir() and checkpoint_problem(target) is None and ours(target):
                 seen.add(target)
                 yield target, None
         for ckpt in reversed(self.checkpoint_dirs()):
-            if ckpt.resolve() in seen:
+            if ckpt.resolve() in seen or not ours(ckpt):
                 continue
-            problem = checkpoint_problem(ckpt)
-            if problem is None:
+            if checkpoint_problem(ckpt) is None:
                 yield ckpt, "the newer checkpoint could not be used"
 
     def holds_files(self) -> bool:
