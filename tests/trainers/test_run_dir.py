@@ -63,9 +63,7 @@ def test_pruning_keeps_checkpoints_the_run_did_not_write(
     foreign = rundir.checkpoint(60)
     shutil.copytree(rundir.checkpoint(1), foreign)
     (foreign / "checkpoint.json").write_text(json.dumps({"iteration": 60, "run_id": "other"}))
-    result = train(
-        config(run, tiny_frozenlake_model, 4, "trainer.keep_checkpoints=1"), resume=True
-    )
+    result = train(config(run, tiny_frozenlake_model, 4, "trainer.keep_checkpoints=1"), resume=True)
     assert result.iterations == 4  # resumed from its own checkpoint 1, not the foreign 60
     names = sorted(p.name for p in rundir.checkpoint_dirs())
     assert names == ["iter_000004", "iter_000060"]
@@ -137,3 +135,35 @@ def test_resume_without_any_checkpoint_moves_the_files_aside(
     result = train(config(run, tiny_frozenlake_model, 1), resume=True)
     assert result.iterations == 1
     assert (tmp_path / "run.1" / "notes.txt").read_text() == "mine"
+
+
+def test_rollout_of_a_run_follows_its_prompt_style(
+    tmp_path: Path, tiny_frozenlake_model: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentgym.cli import app
+    from agentgym.trajectory import read_jsonl
+
+    run = tmp_path / "run"
+    train(config(run, tiny_frozenlake_model, 1, "env.prompt.style=chat", "env.history_length=0"))
+    out = tmp_path / "r.jsonl"
+    done = CliRunner().invoke(
+        app,
+        [
+            "rollout",
+            "--env",
+            "FrozenLake-v0",
+            "--policy",
+            str(run),
+            "--tasks",
+            "1",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    trajs = read_jsonl(out)
+    assert [t.metadata["prompt_style"] for t in trajs] == ["chat", "chat"]
