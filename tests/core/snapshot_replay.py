@@ -61,7 +61,38 @@ def branch_and_compare(
 ) -> Branch:
     """Play ``before`` steps of ``task_id``, snapshot, play up to ``after`` more (one past
     the end if the episode ends), then restore three ways and compare the replays."""
-    env = env if env is not None else make_env()
+    made: list[gymnasium.Env] = []
+
+    def build() -> gymnasium.Env:
+        made.append(make_env())
+        return made[-1]
+
+    try:
+        return _branch(
+            build,
+            env if env is not None else build(),
+            task_id,
+            other_task_id,
+            before,
+            after,
+            seed,
+            policy,
+        )
+    finally:
+        for each in made:
+            each.close()
+
+
+def _branch(
+    build: Callable[[], gymnasium.Env],
+    env: gymnasium.Env,
+    task_id: str,
+    other_task_id: str,
+    before: int,
+    after: int,
+    seed: int,
+    policy: Policy,
+) -> Branch:
     rng = np.random.default_rng(seed)
     env.reset(seed=seed, options={"task_id": task_id})
     ended = False
@@ -82,7 +113,7 @@ def branch_and_compare(
         ended = steps[-1][2] or steps[-1][3]
 
     assert replay(env, snap, actions) == steps, "restored into the env it came from"
-    fresh = make_env()
+    fresh = build()
     assert replay(fresh, snap, actions) == steps, "restored into a fresh env"
     fresh.reset(seed=seed + 1, options={"task_id": other_task_id})
     fresh.step(random_policy(fresh, rng))
