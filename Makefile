@@ -19,7 +19,7 @@ else
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install test demo lint clean sandbox
+.PHONY: install test demo lint clean sandbox browser
 
 install: $(STAMP)
 
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PY) scripts/repair_torch_extras.py
 	touch $(STAMP)
 
-test: $(STAMP) sandbox
+test: $(STAMP) sandbox browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The code sandbox's Docker backend and bubblewrap isolation (tests/code): installs
@@ -42,6 +42,15 @@ test: $(STAMP) sandbox
 sandbox: $(STAMP)
 	$(PY) -m agentgym.tools.sandbox.image setup --install \
 	  || echo "warning: the Docker code sandbox is not available here (see above)"
+
+# Headless Chromium for the trajectory viewer's browser tests (tests/viewer/test_browser.py):
+# Debian's chromium, installed once when missing (root and apt only; about a minute), driven
+# by Playwright from the dev extra. Where it cannot be installed those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 \
+	  || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "warning: Debian's chromium could not be installed; the viewer's browser tests will skip"
 
 # The CPU recipe: tiny model -> SFT on expert demonstrations -> RL with GiGPO on
 # FrozenLake; prints held-out success before and after RL (about 5 minutes on 2 cores).

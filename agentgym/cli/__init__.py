@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "agentgym.cli.eval_cmd",
     "agentgym.cli.rollout_cmd",
     "agentgym.cli.train",
+    "agentgym.cli.view_cmd",
     "agentgym.cli.retriever",
 )
 
