@@ -16,19 +16,29 @@ the better estimate of the uncontended cost on a shared machine; the load averag
 printed too). The Docker backend needs the engine and
 the image (``python -m agentgym.tools.sandbox.image setup``); pass ``--backends local`` to
 skip it. Usage: ``python benchmarks/sandbox_speed.py [--runs 40] [--repeats 3]``
+
+``--baseline-runner REV`` also measures the warm-box rates with the in-box runner of git
+revision ``REV`` (e.g. the one before a change to ``runner.py``), in the same run and in
+alternating rounds, and prints the ratio: the cost of what the runner does per run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from agentgym.envs.code import CodeSandboxEnv
 from agentgym.envs.code.grading import Grader
+from agentgym.tools.sandbox import docker as docker_backend
+from agentgym.tools.sandbox import local as local_backend
 from agentgym.tools.sandbox import make_sandbox
 
 
@@ -91,12 +101,74 @@ def env_rates(backend: str, repeats: int) -> dict[str, tuple[float, float]]:
     return out
 
 
+@contextlib.contextmanager
+def runner_of(source: str | None) -> Iterator[None]:
+    """Boxes started inside use the runner ``source`` (``None``: the current one)."""
+    if source is None:
+        yield
+        return
+    saved = local_backend.runner_source, docker_backend.runner_source
+    local_backend.runner_source = docker_backend.runner_source = lambda: source
+    try:
+        yield
+    finally:
+        local_backend.runner_source, docker_backend.runner_source = saved
+
+
+def compare_runners(backend: str, baseline: str, runs: int, repeats: int) -> None:
+    """Per-run latency of warm boxes with the current runner and with ``baseline``'s: both
+    boxes live at once and take turns run by run, so load on a shared machine hits both
+    alike; the medians and their difference are printed."""
+    old = subprocess.run(
+        ["git", "show", f"{baseline}:tools/sandbox/runner.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    with contextlib.ExitStack() as stack:
+        boxes = {}
+        for label, source in (("current", None), (baseline, old)):
+            with runner_of(source):
+                boxes[label] = stack.enter_context(make_sandbox(backend))
+                boxes[label].run("print(1)")  # the warm box starts with this runner
+        env = CodeSandboxEnv(backend=boxes["current"])
+        task = env.tasks[env.task_ids("test")[0]]
+        work = {
+            "print(1)": lambda box: box.run("print(1)"),
+            "10 tests": lambda box: Grader(box, env.limits).run_tests(
+                task, task.solution, task.tests
+            ),
+        }
+        for what, fn in work.items():
+            times: dict[str, list[float]] = {label: [] for label in boxes}
+            for _ in range(runs * repeats):
+                for label, box in boxes.items():
+                    start = time.perf_counter()
+                    fn(box)
+                    times[label].append(time.perf_counter() - start)
+            now = 1000 * statistics.median(times["current"])
+            then = 1000 * statistics.median(times[baseline])
+            print(
+                f"{backend:7s} {what + ', warm box':24s} median ms per run: runner "
+                f"{baseline} {then:6.1f}, current {now:6.1f} ({now - then:+.1f} ms, "
+                f"ratio {now / then:.2f})"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default="local,docker")
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-runner", metavar="REV", default=None)
     args = parser.parse_args()
+    if args.baseline_runner:
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        for backend in args.backends.split(","):
+            compare_runners(backend, args.baseline_runner, args.runs, args.repeats)
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        return
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'backend':7s} {'what':32s} {'median':>8s} {'best':>8s}  (per second)")
     for backend in args.backends.split(","):
