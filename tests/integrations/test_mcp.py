@@ -360,5 +360,10 @@ def test_train_one_iteration_and_evaluate(tmp_path: Path, inventory_url: str) ->
     )
     assert summary["num_tasks"] == 2 and summary["env"]["kwargs"]["server"] == inventory_url
     assert all(t.startswith("inv4-") for t in summary["task_ids"])  # the test scenario
-    expert = evaluate_cli(tmp_path / "expert", "MCP-v0", "expert", "--tasks", "4")
+    expert = evaluate_cli(
+        tmp_path / "expert", "MCP-v0", "expert", "--tasks", "4",
+        "-k", f"server={inventory_url}", "-k", f"tasks={INVENTORY_TASKS}",
+        "-k", 'hidden_tools=["reset_inventory", "inventory_state"]',
+        "-k", "state_tool=inventory_state",
+    )  # fmt: skip
     assert expert["metrics"]["success"] == 1.0
