@@ -172,6 +172,11 @@ class OpenEnvEnv(TextEnv):
             raise ConfigError(f"max_return must be > 0, got {max_return}")
         self._launched: launch.LaunchedServer | None = None
         if isinstance(server, Mapping):
+            unknown = sorted(set(server) - {"command", "ready_timeout"})
+            if unknown:
+                raise ConfigError(
+                    f"server has unknown key(s) {unknown}; valid: ['command', 'ready_timeout']"
+                )
             command = server.get("command")
             if not command or not all(isinstance(c, str) for c in command):
                 raise ConfigError("server={'command': [...]} needs a list of strings")

@@ -107,6 +107,8 @@ def test_seed_tasks_and_bad_settings(hanoi_url: str) -> None:
         OpenEnvEnv(server=hanoi_url, seeds={"train": [0, 10], "test": [5, 20]})
     with pytest.raises(ConfigError, match="not a field"):
         OpenEnvEnv(server=hanoi_url, text_field="direction")
+    with pytest.raises(ConfigError, match="unknown key"):
+        OpenEnvEnv(server={"command": ["x"], "port": 1})
     with pytest.raises(ConfigError, match="base URL"):
         OpenEnvEnv(server="localhost:1")
     with pytest.raises(OpenEnvConnectionError, match="could not read the schema"):
