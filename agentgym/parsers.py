@@ -204,6 +204,31 @@ class ToolCallParser(ActionParser):
         return f"<tool_call>{action}</tool_call>"
 
 
+def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
+    """A tool call as an environment's ``_step`` receives it from the ``tool_call`` parser
+    (canonical JSON ``{"name": ..., "arguments": {...}}``). Return this from
+    ``_expert_action`` of a tool environment: the engine renders it as the response
+    ``<tool_call>{...}</tool_call>`` for demonstrations (:meth:`ToolCallParser.render`)."""
+    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
+
+
+def read_tool_call(action: str) -> dict[str, Any] | str:
+    """The tool call in an action an environment's ``_step`` received, as ``{"name",
+    "arguments"}``, or an error message (never an exception) to give back as feedback.
+
+    Takes every form a tool call reaches an environment in: the ``tool_call`` parser's
+    canonical JSON (training, ``agentgym eval``, ``agentgym play`` when the typed text
+    parses), a whole response with ``<tool_call>...</tool_call>`` (the first one counts:
+    an env used directly, or a ``raw`` parser), and the bare JSON object typed in
+    ``agentgym play``.
+    """
+    calls = find_tags(action, "tool_call")
+    payload = calls[0].strip() if calls else action.strip()
+    if not payload.startswith("{"):
+        return 'no tool call: write <tool_call>{"name": ..., "arguments": {...}}</tool_call>'
+    return parse_tool_call_json(payload)
+
+
 class RawParser(ActionParser):
     name = "raw"
     instructions = "Answer with the action only."

@@ -27,7 +27,7 @@ from agentgym.env import stable_hash
 from agentgym.parsers import ActionParser
 from agentgym.policies.base import Generation, Message, Policy, PolicyInput, SamplingParams
 from agentgym.rollout.executor import EnvCall, EnvOutcome, EnvPool
-from agentgym.rollout.prompts import PromptBuilder
+from agentgym.rollout.prompts import EpisodePrompt, PromptBuilder
 from agentgym.trajectory import Step, Trajectory
 
 
@@ -78,8 +78,7 @@ class _Episode:
     observation: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     hints: dict[str, str] = field(default_factory=dict)
-    history: list[tuple[str, str]] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)  # chat style
+    prompt: EpisodePrompt | None = None  # set at reset
     prompt_ids: list[int] | None = None  # chat style, token ids end to end
     done: bool = False
 
@@ -230,17 +229,13 @@ class RolloutEngine:
             # What the first prompt showed besides the observation, so the episode's
             # prompts can be re-rendered with other templates (SFT from JSONL files).
             ep.traj.metadata["reset_info"] = {
-                k: out.info[k] for k in ("admissible_actions", "tools") if k in out.info
+                k: out.info[k]
+                for k in ("admissible_actions", "tools", "agent_id", "agent_prompt")
+                if k in out.info
             }
-            if self.prompts.config.style == "chat":
-                ep.messages = self.prompts.chat_first(ep.traj.instruction, ep.observation, ep.info)
-                if self._tokenizer is not None:
-                    ep.prompt_ids = self._chat_ids(ep.messages, out.info.get("tools"))
-
-    def _chat_ids(self, messages: list[Message], tools: list | None) -> list[int]:
-        from agentgym.policies.chat import render_prompt_ids
-
-        return render_prompt_ids(self._tokenizer, messages, tools=tools)
+            ep.prompt = EpisodePrompt(self.prompts, ep.traj.instruction, ep.observation, ep.info)
+            if self.prompts.config.style == "chat" and self._tokenizer is not None:
+                ep.prompt_ids = ep.prompt.token_ids(self._tokenizer)
 
     def _seed(self, ep: _Episode) -> int | None:
         """This episode's sampling seed for its next step: from the run's seed, the episode
@@ -251,25 +246,16 @@ class RolloutEngine:
 
     def _prompt(self, ep: _Episode) -> tuple[PolicyInput, list[Message]]:
         hints = {k: self.parser.render(v) if v else "" for k, v in ep.hints.items()}
-        tools = ep.info.get("tools")
-        seed = self._seed(ep)
+        assert ep.prompt is not None  # set at reset
+        messages, tools = ep.prompt.messages, ep.prompt.tools
         if self.prompts.config.style == "chat":
-            return (
-                PolicyInput(
-                    messages=ep.messages,
-                    prompt_ids=ep.prompt_ids,
-                    hints=hints,
-                    tools=tools,
-                    seed=seed,
-                ),
-                list(ep.messages),
-            )
-        messages = self.prompts.window(
-            ep.traj.instruction, ep.history, ep.observation, ep.info, len(ep.traj.steps)
+            ids = ep.prompt_ids  # kept as token ids end to end (see the module docstring)
+        else:
+            ids = ep.prompt.token_ids(self._tokenizer) if self._tokenizer is not None else None
+        item = PolicyInput(
+            messages=messages, prompt_ids=ids, hints=hints, tools=tools, seed=self._seed(ep)
         )
-        ids = self._chat_ids(messages, tools) if self._tokenizer is not None else None
-        item = PolicyInput(messages=messages, prompt_ids=ids, hints=hints, tools=tools, seed=seed)
-        return item, messages
+        return item, list(messages)
 
     def _turn(self, active: list[_Episode], everyone: list[_Episode]) -> None:
         inputs, shown = [], []
@@ -381,29 +367,27 @@ class RolloutEngine:
 
     def _advance(self, ep: _Episode, step: Step, observation: str, info: dict[str, Any]) -> None:
         """Move the episode to its next turn (or end it at the step limit)."""
-        ep.history.append(
-            (ep.observation, step.action if step.action is not None else step.response_text)
-        )
         if len(ep.traj.steps) >= self.max_steps:
             step.truncated = True
             ep.traj.status = "truncated"
             ep.done = True
             return
+        assert ep.prompt is not None  # set at reset
+        token_ids = self.prompts.config.style == "chat" and ep.prompt_ids is not None
+        before = ep.prompt.messages if token_ids else []
         ep.observation, ep.info = observation, info
-        if self.prompts.config.style == "chat":
-            new = self.prompts.chat_next(observation, info)
-            if ep.prompt_ids is not None:
-                from agentgym.policies.chat import render_delta_ids
+        new = ep.prompt.advance(step.action, step.response_text, observation, info)
+        if token_ids:
+            from agentgym.policies.chat import render_delta_ids
 
-                prefix = list(ep.prompt_ids) + list(step.response_ids)
-                ep.prompt_ids = prefix + render_delta_ids(
-                    self._tokenizer,
-                    [*ep.messages, {"role": "assistant", "content": step.response_text}],
-                    new,
-                    tools=info.get("tools"),
-                    response_ids=step.response_ids,
-                )
-            ep.messages = [*ep.messages, {"role": "assistant", "content": step.response_text}, *new]
+            prefix = list(ep.prompt_ids) + list(step.response_ids)
+            ep.prompt_ids = prefix + render_delta_ids(
+                self._tokenizer,
+                [*before, {"role": "assistant", "content": step.response_text}],
+                new,
+                tools=ep.prompt.tools,
+                response_ids=step.response_ids,
+            )
 
     def _fail(self, ep: _Episode, message: str) -> None:
         ep.traj.status = "error"
