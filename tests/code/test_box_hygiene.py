@@ -5,6 +5,7 @@ held, nested user namespaces refused. Both backends (see conftest.py)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import struct
@@ -103,20 +104,23 @@ def test_collect_read_and_list_never_follow_links(sandbox: Sandbox) -> None:
         assert session.run("import os\nprint(os.path.islink('passwd'))").stdout == "False\n"
 
 
-def test_sysv_ipc_does_not_survive_a_run(sandbox: Sandbox) -> None:
+def test_ipc_objects_do_not_survive_a_run(sandbox: Sandbox) -> None:
     make = (
         "import ctypes\n"
         "libc = ctypes.CDLL(None)\n"
+        "rt = ctypes.CDLL('librt.so.1')\n"
         "print(libc.shmget(4242, 4096, 0o1666) >= 0, libc.msgget(4242, 0o1666) >= 0,\n"
-        "      libc.semget(4242, 1, 0o1666) >= 0)\n"
+        "      libc.semget(4242, 1, 0o1666) >= 0, rt.mq_open(b'/q4242', 0o102, 0o600, None) >= 0)\n"
     )
-    assert sandbox.run(make).stdout == "True True True\n"
+    assert sandbox.run(make).stdout == "True True True True\n"
     find = (
         "import ctypes\n"
         "libc = ctypes.CDLL(None)\n"
-        "print(libc.shmget(4242, 0, 0), libc.msgget(4242, 0), libc.semget(4242, 0, 0))\n"
+        "rt = ctypes.CDLL('librt.so.1')\n"
+        "print(libc.shmget(4242, 0, 0), libc.msgget(4242, 0), libc.semget(4242, 0, 0),\n"
+        "      rt.mq_open(b'/q4242', 0o2))\n"
     )
-    assert sandbox.run(find).stdout == "-1 -1 -1\n"
+    assert sandbox.run(find).stdout == "-1 -1 -1 -1\n"
     for kind in ("shm", "msg", "sem"):
         r = sandbox.run(f"print(len(open('/proc/sysvipc/{kind}').read().splitlines()))")
         assert r.stdout == "1\n", (kind, r)  # the header only
@@ -170,6 +174,28 @@ def test_a_program_that_cannot_start_is_the_runners_failure(tmp_path: Path) -> N
     answer = json.loads(done.stdout)
     assert not answer["ok"] and "could not start the program" in answer["error"], answer
     assert "FileNotFoundError" in answer["error"]
+
+
+def test_without_its_own_ipc_namespace_the_runner_removes_nothing(tmp_path: Path) -> None:
+    """Isolation ``none`` shares the host's IPC namespace: the objects there are not the
+    program's to lose."""
+    libc = ctypes.CDLL(None)
+    key = 0x5A000000 + os.getpid() % 0xFFFF
+    shmid = libc.shmget(key, 4096, 0o1600)
+    assert shmid >= 0
+    try:
+        options = ["--serve", "--workdir", str(tmp_path), "--python", sys.executable]
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", runner_source(), *options],
+            input=json.dumps({"op": "run", "code": "pass"}) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert json.loads(done.stdout)["status"] == "ok"
+        assert libc.shmget(key, 0, 0) == shmid  # still there
+    finally:
+        libc.shmctl(shmid, 0, None)
 
 
 def test_the_local_box_total_memory_is_held() -> None:

@@ -59,13 +59,15 @@ HOSTILE = {
         "for name in ('json.py', 'solution.py.bak', 'harness.py', '/tmp/json.py', '/dev/shm/x'):\n"
         "    open(name, 'w').write('raise SystemExit(3)\\n')\n"
     ),
-    "SysV shared memory, queues and semaphores left behind": (
+    "SysV shared memory, queues, semaphores and POSIX queues left behind": (
         "import ctypes\n"
         "libc = ctypes.CDLL(None)\n"
+        "rt = ctypes.CDLL('librt.so.1')\n"
         "for key in range(1, 20):\n"
         "    libc.shmget(key, 1 << 20, 0o1666)\n"
         "    libc.msgget(key, 0o1666)\n"
         "    libc.semget(key, 1, 0o1666)\n"
+        "    rt.mq_open(b'/q%d' % key, 0o102, 0o600, None)\n"
     ),
     "a full disk": (
         "block = b'x' * (1 << 20)\n"

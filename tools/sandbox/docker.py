@@ -90,7 +90,8 @@ def container_argv(
     if runtime:
         argv += ["--runtime", runtime]
     argv += [image, python, "-I", "-S", "-c", runner_source(), "--serve"]
-    argv += ["--workdir", "/work", "--python", python, "--wipe", "/tmp:/dev/shm"]
+    argv += ["--workdir", "/work", "--python", python, "--wipe", "/tmp:/dev/shm:/dev/mqueue"]
+    argv += ["--own-ipc"]  # the container's IPC namespace: SysV objects removed after runs
     # RLIMIT_NPROC would count uid 65534 across every container on the host; the
     # container's pids limit is the process limit here.
     argv += ["--drop-uid", str(PROGRAM_UID), "--no-nproc"]

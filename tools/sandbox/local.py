@@ -125,6 +125,8 @@ def bwrap_argv(
         "/proc",
         "--dev",
         "/dev",
+        "--mqueue",  # the box's own POSIX message queues, visible so they can be emptied
+        "/dev/mqueue",
         "--size",  # a private, bounded /dev/shm (multiprocessing needs one)
         size,
         "--tmpfs",
@@ -152,7 +154,7 @@ def bwrap_argv(
 
 
 def unshare_argv(limits: Limits) -> list[str]:
-    argv = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child"]
+    argv = ["unshare", "--user", "--map-root-user", "--pid", "--ipc", "--fork", "--kill-child"]
     argv += ["--mount-proc"]
     if not limits.network:
         argv.append("--net")
@@ -336,7 +338,7 @@ class LocalSandbox(BoxSandbox):
             runner = [*runner, "--box-memory"]
         if self.isolation == "bwrap":
             argv = [*bwrap_argv(self.python, self.limits, self.ro_binds, seccomp_fd), *runner]
-            argv += ["--workdir", "/work", "--wipe", "/tmp:/dev/shm"]
+            argv += ["--workdir", "/work", "--wipe", "/tmp:/dev/shm:/dev/mqueue", "--own-ipc"]
         else:
             # unshare/none see the host's /tmp: each box gets a private host folder, and
             # only that folder is ever emptied.
@@ -346,6 +348,10 @@ class LocalSandbox(BoxSandbox):
             on_exit = functools.partial(_remove_folder, tmp)
             prefix = unshare_argv(self.limits) if self.isolation == "unshare" else []
             argv = [*prefix, *runner, "--workdir", tmp]
+            if self.isolation == "unshare":
+                # Its own IPC namespace: the runner may remove every SysV object in it.
+                # Under "none" the namespace is the host's, and nothing is removed.
+                argv.append("--own-ipc")
             if self.isolation == "none" and self.run_as is None:
                 # RLIMIT_NPROC counts all processes of the user outside a user namespace.
                 argv.append("--no-nproc")

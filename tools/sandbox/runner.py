@@ -98,6 +98,9 @@ class Options:
         # The resident memory of all the program's processes together is held to
         # ``memory_mb`` (the local backend; a container has its memory cgroup instead).
         self.box_memory = "--box-memory" in argv
+        # The box has its own IPC namespace (bubblewrap, unshare, Docker): every SysV
+        # object in it is the programs', and is removed after each run.
+        self.own_ipc = "--own-ipc" in argv
         self.pid1 = os.getpid() == 1
         self.dir_state = {}
 
@@ -519,12 +522,13 @@ def _detached_shm_kb():
     return total
 
 
-def box_memory_kb(page_kb, precise=False):
+def box_memory_kb(page_kb, precise=False, own_ipc=False):
     """Memory the program's processes hold together, in kB: the sum of their RSS, or with
     ``precise`` their proportional set sizes (RSS counts pages shared after a fork once
-    per process), plus detached SysV shared memory."""
+    per process), plus (``own_ipc``: the box's own IPC namespace) detached SysV shared
+    memory."""
     pids = _descendants(_process_table(), os.getpid())
-    total = _detached_shm_kb()
+    total = _detached_shm_kb() if own_ipc else 0
     for pid in pids:
         try:
             total += _pss_kb(pid) if precise else _rss_pages(pid) * page_kb
@@ -544,8 +548,9 @@ class MemoryWatch:
     charged once per copy. A program can overshoot by what it allocates in one interval.
     """
 
-    def __init__(self, limit_mb, interval=0.02):
+    def __init__(self, limit_mb, interval=0.02, own_ipc=False):
         self.limit_kb = int(limit_mb) * 1024
+        self.own_ipc = own_ipc
         self.interval = interval
         self.page_kb = max(1, os.sysconf("SC_PAGE_SIZE") // 1024)
         self.next = 0.0
@@ -554,10 +559,10 @@ class MemoryWatch:
     def over(self, now):
         if now < self.next:
             return False
-        used = box_memory_kb(self.page_kb)
+        used = box_memory_kb(self.page_kb, own_ipc=self.own_ipc)
         cost = time.monotonic() - now
         if used > self.limit_kb:
-            used = box_memory_kb(self.page_kb, precise=True)
+            used = box_memory_kb(self.page_kb, precise=True, own_ipc=self.own_ipc)
         self.peak_kb = max(self.peak_kb, used)
         self.next = time.monotonic() + max(self.interval, 20 * cost)
         return used > self.limit_kb
@@ -600,6 +605,8 @@ def remove_ipc(opts):
     Where the runner is root without the system-admin capability (Docker) only their creator may
     remove them, so a child that becomes the program's user does it.
     """
+    if not opts.own_ipc:
+        return  # the host's namespace: other people's objects are there too
     ids = _ipc_ids()
     if not ids:
         return
@@ -660,7 +667,7 @@ def execute(opts, req):
         raise RuntimeError("could not start the program: " + failure.decode("utf-8", "replace"))
     for fd in (in_w, out_r, err_r):
         os.set_blocking(fd, False)
-    watch = MemoryWatch(limits["memory_mb"]) if opts.box_memory else None
+    watch = MemoryWatch(limits["memory_mb"], own_ipc=opts.own_ipc) if opts.box_memory else None
 
     cap = int(limits["max_output_bytes"])
     bufs = {out_r: bytearray(), err_r: bytearray()}
