@@ -26,7 +26,7 @@ Status = Literal[
     "error",  # a non-zero exit code (an exception, sys.exit(1), ...)
     "timeout",  # the wall-clock limit was reached; the program was killed
     "cpu_limit",  # the CPU-time limit was reached (SIGXCPU / SIGKILL)
-    "memory_limit",  # the program died of MemoryError (the address-space limit)
+    "memory_limit",  # MemoryError (the address-space limit), or the local box's total
     "output_limit",  # stdout or stderr passed max_output_bytes; the program was killed
     "file_limit",  # a file passed max_file_mb (SIGXFSZ)
     "killed",  # killed by another signal (e.g. the container's OOM killer: SIGKILL)
@@ -54,7 +54,9 @@ class Limits:
         wall_time_s: wall-clock seconds before the program is killed (``timeout``).
         cpu_time_s: CPU seconds (RLIMIT_CPU, rounded up to whole seconds).
         memory_mb: address space of each process (RLIMIT_AS). Docker also caps the whole
-            container (``--memory``) at this plus its three tmpfs sizes plus 64 MB.
+            container (``--memory``) at this plus its three tmpfs sizes plus 64 MB; the
+            local backend also holds the resident memory of all a run's processes
+            together to it (polled every 20 ms, so a soft bound; ``total_memory=``).
         max_output_bytes: bytes kept of stdout and of stderr each; a program that writes
             more is killed (``output_limit``) and the first bytes are returned.
         max_file_mb: largest file the program may write (RLIMIT_FSIZE).
