@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -107,3 +108,24 @@ def test_failed_write_is_a_warning(batch, tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="agentgym.trainers.rollout_log"):
         assert write_rollout_sample(blocker, 2, trajs, adv, estimator="gigpo") is None
     assert "could not save the rollout sample of iteration 2" in caplog.text
+
+
+def test_lines_are_what_trajectory_to_json_writes(batch, tmp_path: Path) -> None:
+    """The fast encoder writes the same JSON as Trajectory.to_json, numpy values included."""
+    import numpy as np
+
+    trajs, adv = batch
+    traj = Trajectory.from_dict(trajs[0].to_dict())
+    traj.steps[0].info.update(
+        {"count": np.int64(3), "grid": np.zeros((2, 2)), "seen": {"a"}, "raw": b"\xff"}
+    )
+    path = write_rollout_sample(tmp_path, 1, [traj, *trajs[1:]], adv, estimator="gigpo")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    by_id = {t.traj_id: t for t in [traj, *trajs[1:]]}
+    for line in lines:
+        got = json.loads(line)
+        meta = got.pop("metadata")
+        expected = json.loads(by_id[got["traj_id"]].to_json())
+        expected.pop("metadata")
+        assert got == expected
+        assert set(meta) >= {"advantages", "iteration", "estimator"}
