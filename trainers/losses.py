@@ -27,10 +27,14 @@ the mini-batch loss. Built in, with verl's names:
 ``seq-mean-token-sum``       mean over sequences of each sequence's token sum.
 ``seq-mean-token-sum-norm``  sum of token losses / (sequences x a constant length)
                              (Dr. GRPO, arXiv 2503.20783: no length bias).
+``balanced``                 per group, token means of the positive and the negative
+                             responses weighted by their counts (Balanced Aggregation,
+                             arXiv 2605.04077; :mod:`agentgym.trainers.balanced`).
 
 **Loss terms** (``actor.loss_terms: {name: {setting: value}}``): extra terms added to the
 policy loss, ``term_fn(inputs: LossInputs, agg, *, coef=..., ...) -> (scalar, metrics)``.
-Built in: ``kl`` (to a frozen reference model) and ``entropy`` (a bonus); verl's keys
+Built in: ``kl`` (to a frozen reference model), ``entropy`` (a bonus) and ``llds`` (a
+likelihood-preserving regulariser, :mod:`agentgym.trainers.llds`); verl's keys
 ``actor.use_kl_loss``/``kl_loss_coef``/``kl_loss_type`` and ``actor.entropy_coeff`` turn
 them on.
 """
@@ -394,3 +398,11 @@ def entropy_term(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     r"""Entropy bonus: :math:`-c\,\mathrm{agg}(H_t)` (verl's ``entropy_coeff``)."""
     return -coef * agg(inputs.entropy, inputs.mask), {}
+
+
+# ---------------------------------------------------------------- more built-ins
+
+# Further built-in terms and aggregations live in their own modules and register on import
+# (after every name they use is defined above).
+from agentgym.trainers import balanced as _balanced  # noqa: E402, F401
+from agentgym.trainers import llds as _llds  # noqa: E402, F401
