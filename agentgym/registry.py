@@ -236,6 +236,7 @@ def _register_builtins() -> None:
     register("Sokoban-v0", "agentgym.envs.sokoban:SokobanEnv", max_steps=20)
     register("FrozenLake-v0", "agentgym.envs.frozenlake:FrozenLakeEnv", max_steps=20)
     register("Search-v0", "agentgym.envs.search:SearchEnv", max_steps=4)
+    register("SearchRoles-v0", "agentgym.envs.search:SearchRolesEnv", max_steps=8)
     register("ALFWorld-v0", "agentgym.envs.alfworld:ALFWorldEnv", max_steps=50)
     register("WebShop-v0", "agentgym.envs.webshop:WebShopEnv", max_steps=15)
     register("CodeSandbox-v0", "agentgym.envs.code:CodeSandboxEnv", max_steps=8)
