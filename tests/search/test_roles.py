@@ -125,8 +125,10 @@ def play(style: str, policy: str = "expert", n: int = 2) -> list[Trajectory]:
 
 
 def rendered(role: str) -> str:
-    return ROLE_PROMPTS[role].replace("{max_searches}", "3").replace(
-        "{format_instructions}", get_parser("think_action").instructions
+    return (
+        ROLE_PROMPTS[role]
+        .replace("{max_searches}", "3")
+        .replace("{format_instructions}", get_parser("think_action").instructions)
     )
 
 
@@ -134,7 +136,7 @@ def test_the_engine_renders_each_window_turn_with_the_acting_roles_prompt() -> N
     trajectories = play("window")
     assert all(t.success for t in trajectories)
     for t in trajectories:
-        assert [s.agent for s in t.steps][0] == "planner" and t.steps[-1].agent == "answerer"
+        assert t.steps[0].agent == "planner" and t.steps[-1].agent == "answerer"
         for step in t.steps:
             system = step.prompt_messages[0]
             assert system == {"role": "system", "content": rendered(step.agent)}
