@@ -486,16 +486,7 @@ class TextEnv(gymnasium.Env[str, str]):
             info.update(action_valid=False, error="the episode has ended; call reset()")
             return self._last_obs, 0.0, True, False, info
         problem = self._action_problem(action)
-        if problem is not None:
-            result = StepResult(
-                observation=f"Invalid action: {problem}\n\n{self._last_obs_tail()}",
-                reward=self.invalid_action_reward,
-                action_valid=False,
-                success=self._success,
-                score=self._score,
-            )
-        else:
-            result = self._step(action)
+        result = self.invalid(problem) if problem is not None else self._step(action)
         if result.success is not None:
             self._success = bool(result.success)
         if result.score is not None:
@@ -528,6 +519,29 @@ class TextEnv(gymnasium.Env[str, str]):
         if "\x00" in action:
             return "the action contains a NUL character."
         return None
+
+    def invalid(self, problem: str, *, observation: str | None = None, **info: Any) -> StepResult:
+        """The answer to an action that cannot be performed, for every environment.
+
+        Returns feedback (``observation``, by default :meth:`_invalid_observation`), the
+        class's ``invalid_action_reward``, ``action_valid=False`` and ``info["error"] =
+        problem`` (plus ``info``); the episode's state, running success and score stay as
+        they were. The base class answers garbage (empty, too long, not text) with it, and
+        environments answer their own invalid actions with it from :meth:`_step`, passing
+        ``observation`` where they answer in their own voice (Search-R1's "My previous
+        action is invalid", ALFWorld's "Nothing happens.").
+        """
+        return StepResult(
+            observation=self._invalid_observation(problem) if observation is None else observation,
+            reward=self.invalid_action_reward,
+            action_valid=False,
+            info={"error": problem, **info},
+        )
+
+    def _invalid_observation(self, problem: str) -> str:
+        """What the agent is told after an invalid action: the problem, then the current
+        state (:meth:`_last_obs_tail`)."""
+        return f"Invalid action: {problem}\n\n{self._last_obs_tail()}"
 
     def _last_obs_tail(self) -> str:
         """What the agent is reminded of after an invalid action: the current state."""

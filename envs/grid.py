@@ -42,11 +42,6 @@ class GridMoves:
         return list(MOVE_NAMES)
 
     def _not_a_move(self, action: str) -> StepResult:
-        return StepResult(
-            observation=(
-                f"Invalid action: {action[:80]!r} is not a move. "
-                f"Answer with one of: {', '.join(MOVE_NAMES)}.\n\n{self._render_state()}"  # type: ignore[attr-defined]
-            ),
-            action_valid=False,
-            score=self._score,  # type: ignore[attr-defined]
+        return self.invalid(  # type: ignore[attr-defined]
+            f"{action[:80]!r} is not a move. Answer with one of: {', '.join(MOVE_NAMES)}."
         )

@@ -181,11 +181,7 @@ class ALFWorldEnv(TextEnv):
     def _step(self, action: str) -> StepResult:
         command = normalize_command(action)
         if command not in self._engine.admissible_commands:
-            return StepResult(
-                observation=NOTHING_HAPPENS,
-                action_valid=False,
-                info={"error": "not an admissible command"},
-            )
+            return self.invalid("not an admissible command", observation=NOTHING_HAPPENS)
         feedback, won = self._engine.step(command)
         if self._plan and command == self._plan[0]:
             self._plan.pop(0)

@@ -318,13 +318,20 @@ class CodeSandboxEnv(TextEnv):
         directory, with the code and its files written afresh), so there is nothing to
         save or rewrite there; the memo of results (``cache_size``) is per instance.
         """
-        return self._code_norm, self._vector, self._submitted, self._num_tool_calls
+        return (
+            self._code_norm,
+            self._vector,
+            self._submitted,
+            self._num_tool_calls,
+            self._format_ok,
+        )
 
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
         self._load_task(task_id, split, _NO_RANDOMNESS)  # the task
-        code_norm, vector, submitted, num_tool_calls = state
+        code_norm, vector, submitted, num_tool_calls, format_ok = state
         self._code_norm, self._vector = code_norm, str(vector)
         self._submitted, self._num_tool_calls = bool(submitted), int(num_tool_calls)
+        self._format_ok = bool(format_ok)
 
     # ------------------------------------------------------------ acting
 
@@ -377,13 +384,7 @@ class CodeSandboxEnv(TextEnv):
             f"Invalid action: {message}. Call run(code, stdin) to execute code or "
             f"submit(code) to hand in the final code, e.g. <tool_call>{example}</tool_call>"
         )
-        return StepResult(
-            observation,
-            action_valid=False,
-            success=self._success,
-            score=self._score,
-            info={"error": message},
-        )
+        return self.invalid(message, observation=observation)
 
     def _cached(self, key: tuple, compute, failed):
         """``compute()``, memoised under ``key`` unless ``failed(value)`` (sandbox errors
@@ -402,8 +403,6 @@ class CodeSandboxEnv(TextEnv):
         return StepResult(
             f"The sandbox failed to run your code (not a problem with the code): {error}. "
             f"Call {tool} again.",
-            success=self._success,
-            score=self._score,
             info={"tool": tool, "sandbox_error": error},
         )
 
@@ -454,8 +453,6 @@ class CodeSandboxEnv(TextEnv):
                 lines.append(f"{verdict} {shown}{detail}")
         return StepResult(
             "\n".join(lines),
-            success=self._success,
-            score=self._score,
             info={
                 "tool": "run",
                 "tests_passed": report.passed,

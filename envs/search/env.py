@@ -222,6 +222,9 @@ class SearchEnv(TextEnv):
             scripts).
         cache_dir: BM25 index cache folder (default ``$AGENTGYM_CACHE_DIR`` or
             ``~/.cache/agentgym``).
+        task_types: keep only questions of these types (the shipped world's ``1-hop``,
+            ``2-hop``, ``3-hop``; external data's ``data_source``), e.g. ``["2-hop"]``
+            for questions that need two searches. ``None`` keeps every question.
     """
 
     description: ClassVar[str] = (
@@ -252,6 +255,7 @@ class SearchEnv(TextEnv):
         final_format_score: float = 0.1,
         retrieval_score: float = 0.0,
         cache_dir: str | None = None,
+        task_types: Sequence[str] | None = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(render_mode=render_mode)
@@ -296,6 +300,10 @@ class SearchEnv(TextEnv):
             retriever, corpus, cache_dir, retriever_timeout, retriever_retries, request_format
         )
         self.qa = self._load_qa(qa)
+        self.task_types = tuple(task_types) if task_types else None
+        self._ids = self._select_tasks(self.task_types)
+        # The tools protocol answers with tool calls: that is the response format to prompt
+        self.action_parser = "tool_call" if protocol == "tools" else type(self).action_parser
         self._tool_schemas = tool_schemas(self.topk) if protocol == "tools" else None
         # episode state
         self._row: QARow | None = None
@@ -361,8 +369,24 @@ class SearchEnv(TextEnv):
 
     # ------------------------------------------------------------ tasks
 
+    def _select_tasks(self, task_types: tuple[str, ...] | None) -> dict[str, list[str]]:
+        if task_types is None:
+            return dict(self.qa.ids)
+        found = {row.task_type or row.data_source for row in self.qa.by_id.values()}
+        unknown = sorted(set(task_types) - found)
+        if unknown:
+            raise ConfigError(
+                f"task_types={list(task_types)}: the questions have no type {unknown}; "
+                f"their types are {sorted(found)}"
+            )
+        def kept(task_id: str) -> bool:
+            row = self.qa[task_id]
+            return (row.task_type or row.data_source) in task_types
+
+        return {split: [i for i in ids if kept(i)] for split, ids in self.qa.ids.items()}
+
     def task_ids(self, split: Split) -> Sequence[str]:
-        return self.qa.ids[split]
+        return self._ids[split]
 
     @property
     def question(self) -> QARow:
@@ -508,7 +532,7 @@ class SearchEnv(TextEnv):
                 'answer(text) to give the final answer, e.g. <tool_call>{"name": "search", '
                 '"arguments": {"query": "Velmora"}}</tool_call>'
             )
-        return StepResult(observation, action_valid=False, info={"error": message.strip()})
+        return self.invalid(message.strip(), observation=observation)
 
     def _search(self, raw_query: str) -> StepResult:
         # Search-R1 sends the stripped tag content as it is, even when it is empty

@@ -218,10 +218,8 @@ class WebShopEnv(TextEnv):
     # ------------------------------------------------------------ acting
 
     def _invalid(self, problem: str) -> StepResult:
-        return StepResult(
-            observation=f"Invalid action: {problem}\n\n{self._render_state()}",
-            action_valid=False,
-            info={"error": problem},
+        return self.invalid(
+            problem, observation=f"Invalid action: {problem}\n\n{self._render_state()}"
         )
 
     def _step(self, action: str) -> StepResult:
