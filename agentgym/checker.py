@@ -522,8 +522,26 @@ def check_env(
     from agentgym.registry import make
 
     env_id = env if isinstance(env, str) else type(env.unwrapped).__name__
+    made = isinstance(env, str)
     if isinstance(env, str):
         env = make(env, **make_kwargs)
+    try:
+        report = _run_checks(env, env_id, tasks_per_split, max_steps, seed)
+    finally:
+        if made:  # an env this call built (its servers, sandboxes) is closed here
+            env.close()
+    if raise_on_failure and not report.ok:
+        lines = "\n".join(f"  - {err}" for _, err in report.failures)
+        raise EnvCheckError(
+            report.failures[0][1].split("]")[0].lstrip("["),
+            f"{env_id} breaks {len(report.failures)} rule(s) of the text-env contract:\n{lines}",
+        )
+    return report
+
+
+def _run_checks(
+    env: gymnasium.Env, env_id: str, tasks_per_split: int, max_steps: int, seed: int
+) -> CheckReport:
     ctx = CheckContext(env, tasks_per_split=tasks_per_split, max_steps=max_steps, seed=seed)
     report = CheckReport(env_id)
     for check in CHECKS:
@@ -538,10 +556,4 @@ def check_env(
             tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
             error = f"[{name}] the check crashed the environment: {tb}"
         report.results.append((name, error, time.perf_counter() - start))
-    if raise_on_failure and not report.ok:
-        lines = "\n".join(f"  - {err}" for _, err in report.failures)
-        raise EnvCheckError(
-            report.failures[0][1].split("]")[0].lstrip("["),
-            f"{env_id} breaks {len(report.failures)} rule(s) of the text-env contract:\n{lines}",
-        )
     return report
