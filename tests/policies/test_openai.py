@@ -7,6 +7,7 @@ flaky, failing, slow and non-vLLM servers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -369,7 +370,12 @@ def test_ctrl_c_cancels_requests_in_flight() -> None:
             except TimeoutError:
                 continue
 
-    with raw_server(hold) as (url, _):
+    # Python's own handler, even where the test process was started with SIGINT ignored
+    # (a background job of a non-interactive shell).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.ExitStack() as stack:
+        stack.callback(signal.signal, signal.SIGINT, previous)
+        url, _ = stack.enter_context(raw_server(hold))
         policy = make_policy(f"openai:{url}#m", timeout=60.0, concurrency=4)
         main = threading.main_thread().ident
         assert main is not None and threading.get_ident() == main
