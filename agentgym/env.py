@@ -235,6 +235,7 @@ class TextEnv(gymnasium.Env[str, str]):
         self._split: Split = "train"
         self._done = True
         self._last_obs = ""
+        self._state_obs = ""  # the observation after the last valid step (or reset)
         self._success = False
         self._score = 0.0
 
@@ -366,6 +367,7 @@ class TextEnv(gymnasium.Env[str, str]):
             split=self._split,
             done=self._done,
             last_obs=self._last_obs,
+            state_obs=self._state_obs,
             success=self._success,
             score=self._score,
             rng=rng_state(self.np_random),
@@ -421,6 +423,7 @@ class TextEnv(gymnasium.Env[str, str]):
             raise
         self._task_id, self._split = snapshot.task_id, split
         self._done, self._last_obs = snapshot.done, snapshot.last_obs
+        self._state_obs = snapshot.last_obs if snapshot.state_obs is None else snapshot.state_obs
         self._success, self._score = snapshot.success, snapshot.score
         self._np_random = rng_from_state(snapshot.rng, reuse=self._np_random)
         self._np_random_seed = snapshot.rng_seed
@@ -473,7 +476,7 @@ class TextEnv(gymnasium.Env[str, str]):
         episode_rng = np.random.default_rng(stable_hash(task_id, episode_seed))
         self._task_id, self._split = task_id, split
         self._done, self._success, self._score = False, False, 0.0
-        self._last_obs = self._load_task(task_id, split, episode_rng)
+        self._last_obs = self._state_obs = self._load_task(task_id, split, episode_rng)
         info = self._info()
         info["action_valid"] = True
         return self._last_obs, info
@@ -493,6 +496,8 @@ class TextEnv(gymnasium.Env[str, str]):
             self._score = float(result.score)
         self._done = bool(result.terminated)
         self._last_obs = result.observation
+        if result.action_valid:
+            self._state_obs = result.observation
         info = self._info()
         info.update(result.info)
         info["action_valid"] = bool(result.action_valid)
@@ -548,8 +553,9 @@ class TextEnv(gymnasium.Env[str, str]):
         return self._render_state()
 
     def _render_state(self) -> str:
-        """The current state as text (defaults to the last observation)."""
-        return self._last_obs
+        """The current state as text (defaults to the observation after the last valid
+        step: invalid-action feedback does not pile up in later feedback)."""
+        return self._state_obs
 
     def _task_set(self, split: Split) -> frozenset[str]:
         cache = self.__dict__.setdefault("_task_sets", {})

@@ -78,6 +78,9 @@ class EnvSnapshot:
     rng_seed: int | None
     state: Any
     wrappers: tuple[tuple[str, Any], ...] = ()
+    state_obs: str | None = None
+    """The observation after the last valid step (what invalid-action feedback repeats);
+    None: the same as ``last_obs``."""
 
     def __repr__(self) -> str:
         around = "".join(f"{name}<" for name, _ in self.wrappers)
