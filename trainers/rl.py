@@ -43,10 +43,11 @@ from agentgym.shaping import build_shapers
 from agentgym.trainers import distributed as dist
 from agentgym.trainers.batch import IterationBatch
 from agentgym.trainers.checkpoint import load_checkpoint, save_checkpoint
+from agentgym.trainers.health import InvalidActionWatch
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
 from agentgym.trainers.rollout_log import write_rollout_sample
 from agentgym.trainers.setup import build_engine, ensure_model
-from agentgym.trainers.sft import sft_samples, sft_train
+from agentgym.trainers.sft import check_demonstrations, sft_samples, sft_train
 from agentgym.trainers.tracking import MetricLogger
 from agentgym.trainers.update import fill_logprobs, ppo_update
 from agentgym.trajectory import Trajectory, read_jsonl
@@ -94,7 +95,7 @@ def evaluate_split(
 
 def _demonstrations(cfg: TrainConfig, tokenizer: Any) -> list[Trajectory]:
     if cfg.sft.data != "expert":
-        return read_jsonl(cfg.sft.data)
+        return read_jsonl(cfg.sft.data)  # checked by _check_inputs
     from agentgym.policies.builtin import ExpertPolicy
 
     engine = build_engine(cfg, ExpertPolicy("expert"), sampling_params(cfg.policy.sampling))
@@ -138,6 +139,32 @@ class _Parts:
     shapers: list[tuple[str, Any]]
     pad_id: int
     device: torch.device
+
+
+def _tasks_text(tasks: list[TaskRequest]) -> str:
+    distinct = len({t.task_id for t in tasks})
+    return f"{distinct} held-out tasks x 1 episode"
+
+
+def _check_inputs(cfg: TrainConfig, resume: bool) -> None:
+    """What the run reads, checked before the run directory exists: demonstrations from
+    another environment, and a ``policy.model`` that is not a model directory here (a Hub
+    id says whether it is cached or the Hub reachable)."""
+    if cfg.sft.enabled and cfg.sft.data != "expert" and not resume:
+        check_demonstrations(read_jsonl(cfg.sft.data), cfg.env.id, cfg.sft.data)
+    if cfg.policy.model == "tiny" or Path(cfg.policy.model).is_dir():
+        return
+    from agentgym.errors import ConfigError
+    from agentgym.policies.hub import looks_like_hub_id, resolve_model
+
+    resolve_model("policy.model", cfg.policy.model)  # raises when neither here nor reachable
+    hub = " (a Hugging Face Hub id)" if looks_like_hub_id(cfg.policy.model) else ""
+    raise ConfigError(
+        f"policy.model {cfg.policy.model!r}{hub} is not a model directory here; training "
+        "reads a local directory: download the model first (e.g. `huggingface-cli download "
+        f"{cfg.policy.model} --local-dir models/x`) and set policy.model to it, or use "
+        "'tiny' to build one for the environment"
+    )
 
 
 def _say(ctx: dist.DistContext, console: Any, message: str) -> None:
@@ -200,6 +227,7 @@ def _train(
 ) -> RunResult:
     from agentgym.trainers.progress import RunProgress
 
+    _check_inputs(cfg, resume)  # before anything is created
     ctx = dist.init()
     cleanup.callback(dist.shutdown, ctx)
     run = RunDir(cfg.trainer.out_dir)
@@ -270,13 +298,26 @@ def _train(
         )
     )
     val_tasks = sample_tasks(
-        spec, cfg.trainer.val_split, cfg.trainer.val_tasks, seed=cfg.seed + VALIDATION_SEED_OFFSET
+        spec,
+        cfg.trainer.val_split,
+        cfg.trainer.val_tasks,
+        seed=cfg.seed + VALIDATION_SEED_OFFSET,
+        distinct=True,
     )
     test_tasks = (
-        sample_tasks(spec, "test", cfg.trainer.test_tasks, seed=cfg.seed + TEST_SEED_OFFSET)
+        sample_tasks(
+            spec, "test", cfg.trainer.test_tasks, seed=cfg.seed + TEST_SEED_OFFSET, distinct=True
+        )
         if cfg.trainer.test_tasks
         else []
     )
+    for name, tasks, asked in (
+        (cfg.trainer.val_split, val_tasks, cfg.trainer.val_tasks),
+        ("test", test_tasks, cfg.trainer.test_tasks),
+    ):
+        if tasks and len(tasks) < asked:
+            _say(ctx, console, f"the {name} split has {len(tasks)} tasks: each is played once "
+                 f"({asked} were asked for)")  # fmt: skip
     parts = _Parts(
         cfg,
         ctx,
@@ -293,7 +334,7 @@ def _train(
     )
 
     if test_tasks and ctx.is_main and "test_before" not in summary:
-        with progress.status(f"testing on {len(test_tasks)} held-out tasks (before RL)"):
+        with progress.status(f"testing on {_tasks_text(test_tasks)} (before RL)"):
             summary["test_before"] = evaluate_split(val_engine, test_tasks, "test")
         logger.log({f"{k}_before": v for k, v in summary["test_before"].items()}, start_iteration)
         write_json(run.summary, summary)
@@ -301,6 +342,7 @@ def _train(
     # ------------------------------------------------------------------ RL
     bar = progress.task("RL", total=cfg.trainer.total_iterations, completed=start_iteration)
     started = time.perf_counter()
+    watch = InvalidActionWatch()
     metrics: dict[str, float] = {}
     iteration = saved_at = start_iteration
 
@@ -328,6 +370,9 @@ def _train(
             iteration -= 1
             break
         metrics = _rl_iteration(parts, iteration)
+        warning = watch.update(metrics)
+        if warning:
+            _say(ctx, console, warning)
         if cfg.trainer.val_every and iteration % cfg.trainer.val_every == 0 and ctx.is_main:
             metrics.update(
                 evaluate_split(val_engine, val_tasks, "val", cfg.trainer.val_episodes_per_task)
@@ -349,7 +394,7 @@ def _train(
         save(iteration)  # the last iteration (also after trainer.max_seconds)
 
     if test_tasks and ctx.is_main and iteration > start_iteration:
-        with progress.status(f"testing on {len(test_tasks)} held-out tasks (after RL)"):
+        with progress.status(f"testing on {_tasks_text(test_tasks)} (after RL)"):
             summary["test_after"] = evaluate_split(val_engine, test_tasks, "test")
         logger.log({f"{k}_after": v for k, v in summary["test_after"].items()}, iteration)
     summary["iterations"] = iteration

@@ -39,6 +39,23 @@ for _name in _COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from agentgym import __version__
+
+        typer.echo(f"agentgym {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Train and evaluate LLM agents on multi-turn tasks with reinforcement learning."""
+
+
 def main() -> None:
     """Entry point of the ``agentgym`` console script."""
     app()

@@ -80,7 +80,11 @@ def register(app: typer.Typer) -> None:
                 raise_on_failure=False,
                 **parse_kwargs(kwarg),
             )
+        skipped = _not_applicable(env_id)
         for name, error, seconds in report.results:
+            if error is None and name in skipped:
+                console.print(f"[dim]SKIP {name:<16} {skipped[name]}[/]", highlight=False)
+                continue
             mark = "[green]PASS[/]" if error is None else "[red]FAIL[/]"
             console.print(f"{mark} {name:<16} {seconds * 1000:8.1f} ms", highlight=False)
             if error:
@@ -89,3 +93,23 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]{env_id}: {len(report.failures)} rule(s) broken[/]")
             raise typer.Exit(1)
         console.print(f"[green]{env_id} follows the text-env contract[/]")
+
+
+def _not_applicable(env_id: str) -> dict[str, str]:
+    """Rules the checker passes without testing anything for this env's class: ``expert``
+    (no expert) and ``snapshot`` (no snapshots), each with the reason shown."""
+    from agentgym.env import TextEnv
+    from agentgym.registry import env_class
+
+    try:
+        cls = env_class(env_id)
+    except Exception:  # the check itself reported what is wrong with the id
+        return {}
+    if not (isinstance(cls, type) and issubclass(cls, TextEnv)):
+        return {"expert": "no expert (not a TextEnv)", "snapshot": "no snapshots"}
+    out = {}
+    if cls._expert_action is TextEnv._expert_action:
+        out["expert"] = "no expert (the env has no _expert_action)"
+    if cls._snapshot_state is TextEnv._snapshot_state:
+        out["snapshot"] = "no snapshots (the env has no _snapshot_state)"
+    return out

@@ -243,10 +243,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     m = summary["metrics"]
     k = summary["episodes_per_task"]
+    asked = summary.get("requested_tasks")
+    whole = (
+        f" (the whole split; {asked} asked for)" if asked and asked > summary["num_tasks"] else ""
+    )
     title = (
         f"{summary['env']['id']} · {summary['split']} · {summary['policy']['spec']}\n"
-        f"{summary['num_tasks']} tasks x {k} episode(s), T={summary['sampling']['temperature']},"
-        f" seed {summary['seed']}"
+        f"{summary['num_tasks']} tasks x {k} episode(s){whole}, "
+        f"T={summary['sampling']['temperature']}, seed {summary['seed']}"
     )
     table = Table(title=title)
     table.add_column("metric")

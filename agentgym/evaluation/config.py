@@ -137,9 +137,11 @@ def training_run_of(spec: str) -> Path | None:
 def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
     """Evaluation settings taken from the training run a policy spec points into: its
     environment, env arguments, turn limit, parser, prompts and response length, so a
-    checkpoint is evaluated the way it was trained, and the seed the trainer drew its
-    ``split`` tasks with, so that ``--tasks`` equal to the trainer's count replays the
-    trainer's own test (or validation) exactly. Empty when the spec is not a run."""
+    checkpoint is evaluated the way it was trained, and the seed and task count the
+    trainer drew its ``split`` tasks with (``trainer.test_tasks``; ``trainer.val_tasks``
+    and ``val_episodes_per_task`` for the validation split), so that by default
+    ``agentgym eval`` replays the trainer's own test (or validation) exactly. Empty when
+    the spec is not a run."""
     run = training_run_of(spec)
     if run is None:
         return {}
@@ -149,8 +151,16 @@ def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:
 
     cfg = load_config(TrainConfig, RunDir(run).config)
     prompt = prompt_config(cfg)
+    # the trainer's own sample of this split: its task count (and validation's episodes)
+    num_tasks, episodes = None, None
+    if split == "test":
+        num_tasks = cfg.trainer.test_tasks or None
+    elif split == cfg.trainer.val_split:
+        num_tasks, episodes = cfg.trainer.val_tasks, cfg.trainer.val_episodes_per_task
     return {
         "seed": eval_task_seed(cfg, split),
+        "num_tasks": num_tasks,
+        "episodes_per_task": episodes,
         "env_id": cfg.env.id,
         "env_kwargs": dict(cfg.env.kwargs),
         "max_steps": cfg.env.max_steps,

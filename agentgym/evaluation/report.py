@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from agentgym.evaluation.metrics import task_types
@@ -40,7 +41,8 @@ def plot_success_by_type(
     ax.set_xlim(-0.7, len(names) - 0.3)
     ax.set_ylim(0.0, 1.15)
     ax.set_ylabel("success rate (95% CI)")
-    ax.set_title(title, fontsize=9)
+    # wrapped to the figure's width (about 14 characters per inch at this size)
+    ax.set_title(textwrap.fill(title, width=int(fig.get_figwidth() * 14)), fontsize=9)
     ax.tick_params(axis="x", rotation=30 if len(names) > 4 else 0)
     ax.grid(axis="y", alpha=0.3)
     path = Path(path)

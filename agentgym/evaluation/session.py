@@ -206,7 +206,7 @@ def sample_eval_tasks(config: EvalConfig) -> list[TaskRequest]:
     from agentgym.rollout.tasks import sample_tasks
 
     spec = EnvSpec(config.env_id, dict(config.env_kwargs), config.max_steps)
-    return sample_tasks(spec, config.split, config.num_tasks, seed=config.seed)
+    return sample_tasks(spec, config.split, config.num_tasks, seed=config.seed, distinct=True)
 
 
 def build_engine(config: EvalConfig, runtime: Runtime, total_episodes: int) -> RolloutEngine:
@@ -355,7 +355,13 @@ def _play(
 
 
 def _title(config: EvalConfig) -> str:
-    return f"{config.env_id} ({config.split}) · {config.policy}"
+    """The plot's title; a long model path keeps its last three parts."""
+    kind, sep, target = config.policy.partition(":")
+    parts = Path(target).parts
+    policy = config.policy
+    if sep and len(parts) > 3:
+        policy = f"{kind}:…/{'/'.join(parts[-3:])}"
+    return f"{config.env_id} ({config.split}) · {policy}"
 
 
 def _redacted(options: dict[str, Any]) -> dict[str, Any]:
@@ -394,6 +400,8 @@ def build_summary(
         "seed": config.seed,
         "episodes_per_task": config.episodes_per_task,
         "num_tasks": len(result.tasks),
+        "requested_tasks": config.num_tasks,
+        "distinct_tasks": len({t.task_id for t in result.tasks}),
         "task_ids": [t.task_id for t in result.tasks],
         "tasks": [{"task_id": t.task_id, "seed": t.seed} for t in result.tasks],
         "config": config.to_dict(),

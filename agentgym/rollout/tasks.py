@@ -27,16 +27,22 @@ def sample_tasks(
     seed: int = 0,
     episode_seed: int | None = None,
     shuffle: bool = True,
+    distinct: bool = False,
 ) -> list[TaskRequest]:
     """``count`` tasks of ``split`` (all when ``None``), the same for the same ``seed``.
 
-    Tasks are drawn without replacement while the split has enough; each task's reset
-    seed is ``episode_seed`` when given, else derived from ``seed`` and the task's index
-    in the sample, so a group's members share it and reruns repeat it.
+    Tasks are drawn without replacement while the split has enough; past that they
+    repeat (training groups), unless ``distinct``: then a ``count`` larger than the split
+    is cut to the split's size, so an evaluation plays every task once instead of some
+    tasks twice and others never (play a task several times with episodes per task).
+    Each task's reset seed is ``episode_seed`` when given, else derived from ``seed`` and
+    the task's index in the sample, so a group's members share it and reruns repeat it.
     """
     ids = split_task_ids(spec, split)
     if not ids:
         raise ValueError(f"split {split!r} of {spec.env_id} has no tasks")
+    if distinct and count is not None:
+        count = min(count, len(ids))
     rng = np.random.default_rng([seed, 1])
     if count is None:
         chosen = list(rng.permutation(len(ids))) if shuffle else list(range(len(ids)))
