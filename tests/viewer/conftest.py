@@ -7,7 +7,35 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.trainers import conftest as trainer_fixtures
 from tests.viewer.helpers import sample_iterations
+
+#: The trainer tests' tiny FrozenLake model, shared (built once per session).
+tiny_frozenlake_model = trainer_fixtures.tiny_frozenlake_model
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_frozenlake_model: Path) -> Path:
+    """A real ``agentgym train`` run of one iteration (the tiny FrozenLake model, 2 task
+    groups of 4 rollouts): its metrics.jsonl and the rollout sample the trainer saved."""
+    from agentgym.cli import app
+
+    run = tmp_path_factory.mktemp("viewer-train") / "run"
+    overrides = [
+        *trainer_fixtures.SMALL,
+        f"policy.model={tiny_frozenlake_model}",
+        "trainer.total_iterations=1",
+        "sft.enabled=false",
+        "trainer.test_tasks=0",
+        "trainer.plots=false",
+        f"trainer.out_dir={run}",
+    ]
+    result = CliRunner().invoke(app, ["train", str(QUICKSTART), *overrides])
+    assert result.exit_code == 0, result.output
+    assert (run / "rollouts" / "iter_000001.jsonl").exists(), "training saved no rollouts"
+    return run
 
 
 @pytest.fixture(scope="session")

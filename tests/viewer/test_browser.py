@@ -61,6 +61,14 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, errors  # no script error and no failed request on any page
 
 
+#: What the tests read off every step card, in one round trip.
+STEP_STATE = """els => els.map(e => ({
+    traj: e.dataset.traj, step: e.dataset.step, adv: e.dataset.adv,
+    level: e.dataset.level || "0", badge: e.querySelector(".level-badge").textContent,
+    colour: getComputedStyle(e).backgroundColor,
+}))"""
+
+
 def open_page(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
@@ -87,8 +95,9 @@ def groups_of(trajs: list[Trajectory]) -> dict[str, list[Trajectory]]:
 def pick_group(run: Path) -> tuple[int, int, list[Trajectory]]:
     """An (iteration, group index, group) whose credit is not all zero and where one state
     key occurs in two trajectories: the group the test clicks into."""
-    for iteration in (1, 2):
-        groups = groups_of(read_jsonl(run / "rollouts" / f"iter_{iteration:06d}.jsonl"))
+    for path in sorted((run / "rollouts").glob("iter_*.jsonl")):
+        iteration = int(path.stem.removeprefix("iter_"))
+        groups = groups_of(read_jsonl(path))
         for index, members in enumerate(groups.values()):
             advantages = [a for t in members for a in t.metadata["advantages"]]
             if not any(a > 0 for a in advantages) or not any(a < 0 for a in advantages):
@@ -106,23 +115,30 @@ def history_depth(a: list[str], b: list[str], limit: int) -> int:
     return depth
 
 
+@pytest.mark.parametrize("run_fixture", ["trained_run", "rollout_run"])
 def test_run_page_rollouts_colours_highlights_and_filters(
-    page: Any, rollout_run: Path, tmp_path: Path
+    page: Any, run_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    iteration, index, group = pick_group(rollout_run)
-    with ViewerServer(rollout_run, port=0) as server:
+    """``trained_run``: one iteration of a real ``agentgym train`` (what it saved itself);
+    ``rollout_run``: two iterations of random-policy rollouts, some of which succeed."""
+    run = request.getfixturevalue(run_fixture)
+    iteration, index, group = pick_group(run)
+    files = sorted((run / "rollouts").glob("iter_*.jsonl"))
+    last = int(files[-1].stem.removeprefix("iter_"))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with ViewerServer(run, port=0) as server:
         open_page(page, server.url)
         # the latest sampled iteration opens first, one card per saved group
-        assert page.locator("#iter-select").input_value() == "2"
+        assert page.locator("#iter-select").input_value() == str(last)
+        assert page.locator("#iter-select option").count() == len(files)
         assert page.locator("#hl-mode").input_value() == "anchor"  # gigpo's groups
-        saved2 = groups_of(read_jsonl(rollout_run / "rollouts" / "iter_000002.jsonl"))
-        assert page.locator(".group-card").count() == len(saved2)
+        assert page.locator(".group-card").count() == len(groups_of(read_jsonl(files[-1])))
 
-        # curves: one chart per default metric that the run logged, one dot per iteration
+        # curves: one chart per default metric that the run logged, one dot per record
         page.click("#tabs [data-view=curves]")
         chart = page.locator('figure.chart[data-metric="train/success"]')
         chart.wait_for()
-        assert chart.locator("circle.dot").count() == 2
+        assert chart.locator("circle.dot").count() == sum("train/success" in r for r in records)
         assert page.locator('figure.chart[data-metric="credit/adv_abs_mean"]').count() == 1
 
         # into a group of the chosen iteration
@@ -143,11 +159,11 @@ def test_run_page_rollouts_colours_highlights_and_filters(
             for s, adv in enumerate(traj.metadata["advantages"])
         ]
         assert steps.count() == len(expected)
-        for (t, s, adv), handle in zip(expected, steps.element_handles(), strict=True):
-            assert handle.get_attribute("data-traj") == str(t)
-            assert handle.get_attribute("data-step") == str(s)
-            assert float(handle.get_attribute("data-adv")) == pytest.approx(adv)
-            r, g, b = rgb(page, handle)
+        shown = steps.evaluate_all(STEP_STATE)
+        for (t, s, adv), step in zip(expected, shown, strict=True):
+            assert (step["traj"], step["step"]) == (str(t), str(s))
+            assert float(step["adv"]) == pytest.approx(adv)
+            r, g, b = (int(x) for x in re.findall(r"\d+", step["colour"])[:3])
             if adv > 1e-9:
                 assert g > r and g > b, (adv, (r, g, b))
             elif adv < -1e-9:
@@ -192,13 +208,13 @@ def test_run_page_rollouts_colours_highlights_and_filters(
         page.locator("#hl-k").dispatch_event("change")
         source.hover()
         mine = [st.state_key for st in group[t0].steps[: s0 + 1]]
+        shown = {(int(x["traj"]), int(x["step"])): x for x in steps.evaluate_all(STEP_STATE)}
         for t, traj in enumerate(group):
             for s in range(len(traj.steps)):
                 theirs = [st.state_key for st in traj.steps[: s + 1]]
                 depth = history_depth(mine, theirs, 2)
-                handle = detail.locator(f".step[data-traj='{t}'][data-step='{s}']")
-                assert (handle.get_attribute("data-level") or "0") == str(depth), (t, s)
-                assert handle.locator(".level-badge").inner_text() == (f"L{depth}" if depth else "")
+                assert shown[t, s]["level"] == str(depth), (t, s)
+                assert shown[t, s]["badge"] == (f"L{depth}" if depth else "")
         page.select_option("#hl-mode", "anchor")
 
         # filters: outcome, then split and task type options from the data
@@ -210,7 +226,7 @@ def test_run_page_rollouts_colours_highlights_and_filters(
             for h in detail.locator(".traj").element_handles()
         )
         cards = page.locator(".group-card")
-        groups = groups_of(read_jsonl(rollout_run / "rollouts" / f"iter_{iteration:06d}.jsonl"))
+        groups = groups_of(read_jsonl(run / "rollouts" / f"iter_{iteration:06d}.jsonl"))
         assert cards.count() == sum(any(not t.success for t in g) for g in groups.values())
         page.select_option("#f-success", "success")
         expected_cards = sum(any(t.success for t in g) for g in groups.values())
@@ -218,6 +234,7 @@ def test_run_page_rollouts_colours_highlights_and_filters(
         if any(outcomes):
             assert detail.locator(".traj").count() == outcomes.count(True)
         page.select_option("#f-success", "all")
+        assert detail.is_visible() and detail.locator(".traj").count() == len(group)
         assert page.locator("#f-split option").all_inner_texts() == ["all", "train"]
         assert page.locator("#f-type option").all_inner_texts() == ["all", "(none)"]
         page.select_option("#f-split", "train")

@@ -728,8 +728,9 @@ function onFilterChange() {
   if (state.iteration) {
     renderGroupList();
     if (state.group) {
+      // a group the filters hide stays open underneath, and shows again when they allow
       if (groupMatches(state.group, filters())) openGroup(state.groupIndex);
-      else closeDetail();
+      else $("group-detail").hidden = true;
     }
   }
 }
