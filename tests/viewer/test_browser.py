@@ -297,3 +297,29 @@ def test_eval_page_task_type_filter(page: Any, typed_eval_dir: Path) -> None:
         shown = [h.get_attribute("data-task") for h in rows.element_handles()]
         assert shown == [t for t, s in summary["per_task"].items() if s["task_type"] == types[-1]]
         assert page.locator("#f-split option").all_inner_texts() == ["all", "test"]
+
+
+def test_hgpo_runs_open_on_history_levels_and_runs_without_samples_on_curves(
+    page: Any, tmp_path: Path
+) -> None:
+    from tests.viewer.helpers import sample_iterations
+
+    hgpo = tmp_path / "hgpo"
+    sample_iterations(hgpo, 1, estimator="hgpo", tasks=2, n=4)
+    with ViewerServer(hgpo, port=0) as server:
+        open_page(page, server.url)
+        assert page.locator("#hl-mode").input_value() == "history"
+        assert page.locator("#k-wrap").is_visible()
+        assert page.locator("#hl-k").input_value() == "2"  # HGPO's default history_length
+        assert "estimator hgpo" in page.inner_text("#iter-info")
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    lines = [{"iteration": i, "train/success": i / 4, "val/success": 0.5} for i in (1, 2, 3)]
+    (bare / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    with ViewerServer(bare, port=0) as server:
+        open_page(page, server.url)
+        assert page.locator("#view-curves").is_visible()
+        assert page.locator("figure.chart").count() == 2
+        page.click("#tabs [data-view=rollouts]")
+        assert "saved no rollout samples" in page.inner_text("#group-list")
