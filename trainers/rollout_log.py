@@ -34,19 +34,17 @@ from typing import Any
 
 import numpy as np
 
+from agentgym.runs import RunDir
 from agentgym.trajectory import Step, Trajectory
 
-__all__ = ["ROLLOUTS_DIR", "rollout_path", "write_rollout_sample"]
+__all__ = ["rollout_path", "write_rollout_sample"]
 
 log = logging.getLogger(__name__)
 
-#: The folder of a run directory that holds the samples.
-ROLLOUTS_DIR = "rollouts"
-
 
 def rollout_path(run_dir: str | Path, iteration: int) -> Path:
-    """``RUN_DIR/rollouts/iter_{iteration:06d}.jsonl``."""
-    return Path(run_dir) / ROLLOUTS_DIR / f"iter_{iteration:06d}.jsonl"
+    """``RUN_DIR/rollouts/iter_{iteration:06d}.jsonl`` (:meth:`RunDir.rollout_file`)."""
+    return RunDir(run_dir).rollout_file(iteration)
 
 
 def write_rollout_sample(

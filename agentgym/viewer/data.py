@@ -19,17 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.errors import AgentGymError
+from agentgym.evaluation.session import RESULTS_FILE as EVAL_RESULTS
+from agentgym.evaluation.session import SUMMARY_FILE as EVAL_SUMMARY
+from agentgym.runs import RunDir
 from agentgym.trajectory import Trajectory
 
 __all__ = ["ViewSource", "ViewerError", "open_source"]
-
-METRICS_FILE = "metrics.jsonl"
-ROLLOUTS_DIR = "rollouts"
-RUN_CONFIG = "config.yaml"
-RUN_SUMMARY = "summary.json"
-EVAL_RESULTS = "results.jsonl"
-EVAL_SUMMARY = "summary.json"
-EVAL_CONFIG = "eval_config.json"
 
 #: Longest text field sent to the page; longer ones are cut with a note (a page of
 #: several MB of one observation helps no one, and the files keep the full text).
@@ -53,11 +48,13 @@ def open_source(path: str | Path) -> ViewSource:
         raise ViewerError(f"{path} is not a directory; give a training run or eval directory")
     if (root / EVAL_RESULTS).exists():
         return ViewSource(root, "eval")
-    if (root / METRICS_FILE).exists() or (root / ROLLOUTS_DIR).is_dir():
+    run = RunDir(root)
+    if run.metrics.exists() or run.rollouts.is_dir():
         return ViewSource(root, "run")
     raise ViewerError(
-        f"{path} is neither a training run ({METRICS_FILE} or {ROLLOUTS_DIR}/, written by "
-        f"agentgym train) nor an evaluation ({EVAL_RESULTS}, written by agentgym eval)"
+        f"{path} is neither a training run ({run.metrics.name} or {run.rollouts.name}/, "
+        f"written by agentgym train) nor an evaluation ({EVAL_RESULTS}, written by "
+        "agentgym eval)"
     )
 
 
@@ -67,6 +64,7 @@ class ViewSource:
     def __init__(self, root: Path, kind: str) -> None:
         self.root = root
         self.kind = kind
+        self.run = RunDir(root)
 
     # ------------------------------------------------------------------ overview
 
@@ -81,7 +79,7 @@ class ViewSource:
         return clean_json(base)
 
     def _run_overview(self) -> dict[str, Any]:
-        config = _read_yaml(self.root / RUN_CONFIG)
+        config = _read_yaml(self.run.config)
         algorithm = config.get("algorithm") or {}
         estimator = algorithm.get("adv_estimator")
         hgpo = algorithm.get("hgpo") or {}
@@ -89,14 +87,14 @@ class ViewSource:
             "env_id": (config.get("env") or {}).get("id"),
             "estimator": estimator,
             "history_length": int(hgpo.get("history_length", 2)),
-            "metrics": _read_records(self.root / METRICS_FILE),
+            "metrics": _read_records(self.run.metrics),
             "iterations": self.iterations(),
-            "summary": _read_json(self.root / RUN_SUMMARY),
+            "summary": _read_json(self.run.summary),
         }
 
     def iterations(self) -> list[int]:
         """The iterations with a saved rollout sample, in order."""
-        folder = self.root / ROLLOUTS_DIR
+        folder = self.run.rollouts
         if not folder.is_dir():
             return []
         found = (_ITER_FILE.match(p.name) for p in folder.iterdir())
@@ -159,7 +157,7 @@ class ViewSource:
         """The task groups of one sampled iteration, each with its trajectories."""
         if self.kind != "run":
             raise ViewerError("an evaluation directory has no training iterations")
-        path = self.root / ROLLOUTS_DIR / f"iter_{iteration:06d}.jsonl"
+        path = self.run.rollout_file(iteration)
         if not path.exists():
             raise ViewerError(
                 f"no rollout sample for iteration {iteration}; saved: {self.iterations()}"
