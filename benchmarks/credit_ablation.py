@@ -1,15 +1,38 @@
-"""Credit ablation: the CPU recipe trained with different estimators, same budget.
+"""Credit ablation: a CPU recipe trained with different credit methods, same budget.
 
 For each seed the tiny model and its SFT warm start are built once; then RL runs from that
-same SFT model with each estimator (``grpo``, ``gigpo``, ``hgpo`` by default) for the same
-number of iterations, validating greedily on the ``valid`` split every few iterations and
-testing on the held-out ``test`` split at the end. Prints held-out success by iteration
-(mean and standard deviation over seeds) and the final test success per estimator.
+same SFT model with each method for the same number of iterations, validating greedily on
+the ``valid`` split every few iterations and testing on the held-out ``test`` split at the
+end. A *method* is a set of config overrides: an estimator (``--estimators``), a reward
+shaper on top of the base estimator (``--shapers``), or anything else (``--method``, e.g. a
+loss term or an aggregation). Prints, per method, held-out success (mean ± std over seeds,
+per seed, and the mean of the runs' 95% Wilson intervals), invalid-action rate and tool
+calls, and the gain over SFT; ``--markdown`` also writes that table as Markdown.
+
+Recipes (``--recipe``): ``quickstart`` (``examples/quickstart.yaml``, FrozenLake) and
+``search`` (``examples/search_cpu.yaml``, Search-v0 with its search tool); ``--config``
+takes any other YAML. A method whose inputs the recipe's environment does not provide
+(``gdpo`` on FrozenLake) is skipped and named.
+
+Two claims have their own runs (``--claim``):
+
+``llds``  the GRPO run of the quickstart that collapsed (seed 1, test success 0.06):
+          ``grpo`` and ``grpo+llds`` as in the recipe (one optimizer step per iteration,
+          where LLDS cannot act: the current policy is the rollout policy), then both with
+          ``actor.mini_batch_size=128`` (about five optimizer steps per iteration, at the
+          recipe's learning rate), where it can.
+``otc``   Search-v0: ``grpo`` against ``grpo+otc`` (OTC-GRPO) and ``grpo+otc_ppo``, seeds
+          0-2: tool calls per episode at equal exact match (EM = test success).
 
 Usage::
 
-    python benchmarks/credit_ablation.py                       # 3 seeds, ~1-1.5 h on 2 cores
-    python benchmarks/credit_ablation.py --seeds 0 --iterations 10 --estimators grpo gigpo
+    python benchmarks/credit_ablation.py                       # quickstart, grpo/gigpo/hgpo
+    python benchmarks/credit_ablation.py --recipe search --estimators all --shapers all
+    python benchmarks/credit_ablation.py --estimators grpo \\
+        --method "grpo+balanced:algorithm.adv_estimator=grpo;actor.loss_agg_mode=balanced"
+    python benchmarks/credit_ablation.py --claim llds
+    python benchmarks/credit_ablation.py --claim otc --markdown runs/otc.md
+    python benchmarks/credit_ablation.py --smoke --estimators grpo --shapers otc   # 1 iteration
 """
 
 from __future__ import annotations
@@ -17,6 +40,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentgym.runtime import configure_cpu_runtime
@@ -26,58 +51,272 @@ configure_cpu_runtime()  # before torch starts its thread pool (see agentgym.run
 import numpy as np  # noqa: E402
 
 from agentgym.config import TrainConfig, load_config  # noqa: E402
+from agentgym.credit import estimator_inputs, list_estimators  # noqa: E402
+from agentgym.inputs import missing_inputs  # noqa: E402
+from agentgym.shaping import list_reward_shapers, required_info  # noqa: E402
 from agentgym.trainers.rl import train  # noqa: E402
 from agentgym.trainers.tracking import read_metrics  # noqa: E402
 
+RECIPES = {"quickstart": "examples/quickstart.yaml", "search": "examples/search_cpu.yaml"}
 
-def run(config: str, out: Path, overrides: list[str]) -> Path:
+#: ``--smoke``: the smallest run that goes through every part (not a measurement).
+SMOKE = [
+    "sft.tasks=16",
+    "sft.epochs=1",
+    "policy.tiny.episodes=16",
+    "trainer.tasks_per_iteration=2",
+    "env.rollout.n=4",
+    "trainer.val_tasks=4",
+    "trainer.test_tasks=4",
+]
+
+#: Printed per run and averaged per method: (summary key, column title).
+COLUMNS = [
+    ("test/success", "success"),
+    ("test/invalid_action_rate", "invalid"),
+    ("test/tool_calls", "tool calls"),
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One arm of the ablation: a label and the overrides that select it."""
+
+    label: str
+    overrides: tuple[str, ...]
+
+
+@dataclass
+class Results:
+    """What the runs of one method measured, one entry per seed."""
+
+    test: list[dict[str, float]] = field(default_factory=list)
+    curve: dict[int, list[float]] = field(default_factory=dict)
+
+
+def run(config: str, out: Path, overrides: Sequence[str]) -> Path:
     cfg = load_config(TrainConfig, config, [*overrides, f"trainer.out_dir={out}"])
-    train(cfg)
+    train(cfg, force=True)
+    return out
+
+
+def _env(config: str, overrides: Sequence[str]) -> tuple[str, dict]:
+    cfg = load_config(TrainConfig, config, list(overrides))
+    return cfg.env.id, dict(cfg.env.kwargs)
+
+
+def methods_from(
+    args: argparse.Namespace, config: str, overrides: Sequence[str]
+) -> tuple[list[Method], list[str]]:
+    """The methods the flags name, and the ones skipped because the env lacks an input."""
+    env_id, env_kwargs = _env(config, overrides)
+    chosen: list[Method] = []
+    skipped: list[str] = []
+    estimators = list_estimators() if args.estimators == ["all"] else args.estimators
+    for name in estimators:
+        if name == "none":
+            continue
+        missing = missing_inputs(estimator_inputs(name), env_id, env_kwargs)
+        if missing:
+            skipped.append(f"{name} (needs {', '.join(missing)})")
+            continue
+        chosen.append(Method(name, (f"algorithm.adv_estimator={name}",)))
+    shapers = list_reward_shapers() if args.shapers == ["all"] else (args.shapers or [])
+    for name in shapers:
+        missing = missing_inputs(list(required_info(name)), env_id, env_kwargs)
+        if missing:
+            skipped.append(f"{args.base}+{name} (needs {', '.join(missing)})")
+            continue
+        chosen.append(
+            Method(
+                f"{args.base}+{name}",
+                (
+                    f"algorithm.adv_estimator={args.base}",
+                    f"algorithm.reward_shaping=[{{name: {name}}}]",
+                ),
+            )
+        )
+    for spec in args.method or []:
+        label, _, rest = spec.partition(":")
+        if not rest:
+            raise SystemExit(f"--method {spec!r}: write LABEL:override;override;...")
+        chosen.append(Method(label, tuple(o for o in rest.split(";") if o.strip())))
+    return chosen, skipped
+
+
+LLDS = "actor.loss_terms={llds: {coef: 0.1}}"
+
+
+def claim_setup(claim: str) -> tuple[str, list[int], list[Method]]:
+    """Recipe, seeds and methods of a claim (see the module docstring)."""
+    if claim == "llds":
+        steps = "actor.mini_batch_size=128"
+        grpo = "algorithm.adv_estimator=grpo"
+        return (
+            RECIPES["quickstart"],
+            [1],
+            [
+                Method("grpo", (grpo,)),
+                Method("grpo+llds", (grpo, LLDS)),
+                Method("grpo, mini-batches", (grpo, steps)),
+                Method("grpo+llds, mini-batches", (grpo, steps, LLDS)),
+            ],
+        )
+    if claim == "otc":
+        grpo = "algorithm.adv_estimator=grpo"
+        return (
+            RECIPES["search"],
+            [0, 1, 2],
+            [
+                Method("grpo", (grpo,)),
+                Method("grpo+otc", (grpo, "algorithm.reward_shaping=[{name: otc}]")),
+                Method(
+                    "grpo+otc_ppo",
+                    (grpo, "algorithm.reward_shaping=[{name: otc, variant: ppo}]"),
+                ),
+            ],
+        )
+    raise SystemExit(f"unknown claim {claim!r}: choose llds or otc")
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-"
+
+
+def table(
+    methods: list[Method], results: dict[str, Results], sft: list[dict[str, float]]
+) -> list[str]:
+    """The result table as Markdown lines."""
+    lines = [
+        "| method | test success (mean ± std) | per seed | 95% interval (mean) | invalid rate "
+        "| tool calls | gain over SFT |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = [r["test/success"] for r in sft]
+
+    def row(label: str, runs: list[dict[str, float]], gain: bool) -> str:
+        success = [r["test/success"] for r in runs]
+        low = np.mean([r.get("test/success_ci_low", np.nan) for r in runs])
+        high = np.mean([r.get("test/success_ci_high", np.nan) for r in runs])
+        invalid = [r.get("test/invalid_action_rate", np.nan) for r in runs]
+        calls = [r.get("test/tool_calls", np.nan) for r in runs]
+        diff = np.array(success) - np.array(base[: len(success)])
+        return (
+            f"| {label} | {_mean_std(success)} | {', '.join(f'{s:.3f}' for s in success)} "
+            f"| [{low:.3f}, {high:.3f}] | {np.mean(invalid):.3f} | {np.mean(calls):.2f} "
+            f"| {f'{np.mean(diff):+.3f} ± {np.std(diff):.3f}' if gain else ''} |"
+        )
+
+    if sft:
+        lines.append(row("SFT only", sft, gain=False))
+    for m in methods:
+        if results[m.label].test:
+            lines.append(row(m.label, results[m.label].test, gain=True))
+    return lines
+
+
+def otc_verdict(results: dict[str, Results]) -> list[str]:
+    """Tool calls of each OTC arm against GRPO, and whether EM stayed equal (the per-seed
+    differences of test success within two standard errors of 0)."""
+    out = []
+    ref = results.get("grpo")
+    if ref is None or not ref.test:
+        return out
+    em0 = np.array([r["test/success"] for r in ref.test])
+    calls0 = np.array([r["test/tool_calls"] for r in ref.test])
+    for label in ("grpo+otc", "grpo+otc_ppo"):
+        if label not in results or not results[label].test:
+            continue
+        em = np.array([r["test/success"] for r in results[label].test])
+        calls = np.array([r["test/tool_calls"] for r in results[label].test])
+        diff = em - em0[: len(em)]
+        se = np.std(diff, ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+        equal = bool(np.isfinite(se) and abs(diff.mean()) <= 2 * se)
+        out.append(
+            f"{label}: tool calls {calls.mean():.2f} vs grpo {calls0.mean():.2f} "
+            f"({calls.mean() / max(calls0.mean(), 1e-9):.2f}x); EM {em.mean():.3f} vs "
+            f"{em0.mean():.3f} (difference {diff.mean():+.3f}, "
+            f"{'equal within 2 standard errors' if equal else 'NOT equal (or too few seeds)'})"
+        )
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="examples/quickstart.yaml")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--estimators", nargs="+", default=["grpo", "gigpo", "hgpo"])
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="quickstart")
+    parser.add_argument("--config", default=None, help="a YAML instead of --recipe's")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 1 2")
+    parser.add_argument(
+        "--estimators",
+        nargs="+",
+        default=None,
+        help="estimators to run ('all': every registered one; 'none'); default grpo gigpo hgpo",
+    )
+    parser.add_argument(
+        "--shapers", nargs="+", default=None, help="reward shapers on top of --base ('all')"
+    )
+    parser.add_argument("--base", default="grpo", help="the estimator under --shapers")
+    parser.add_argument(
+        "--method",
+        action="append",
+        help="LABEL:override;override;... (repeatable), e.g. 'bal:actor.loss_agg_mode=balanced'",
+    )
+    parser.add_argument("--claim", choices=["llds", "otc"], default=None)
     parser.add_argument("--iterations", type=int, default=None, help="default: the config's")
     parser.add_argument("--val-every", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="1 iteration, tiny sizes")
     parser.add_argument("--out", default="runs/credit_ablation")
+    parser.add_argument("--markdown", default=None, help="also write the table to this file")
     parser.add_argument("overrides", nargs="*", help="extra dotted overrides for every run")
     args = parser.parse_args()
-    base = load_config(TrainConfig, args.config, args.overrides)
-    iterations = args.iterations or base.trainer.total_iterations
-    val_every = args.val_every or base.trainer.val_every
+
+    overrides = [*(SMOKE if args.smoke else []), *args.overrides]
+    if args.claim:
+        config, seeds, methods = claim_setup(args.claim)
+        config = args.config or config
+        seeds = args.seeds or seeds
+        skipped: list[str] = []
+    else:
+        config = args.config or RECIPES[args.recipe]
+        seeds = args.seeds or [0, 1, 2]
+        if args.estimators is None and not args.shapers and not args.method:
+            args.estimators = ["grpo", "gigpo", "hgpo"]
+        args.estimators = args.estimators or []
+        methods, skipped = methods_from(args, config, overrides)
+    if not methods:
+        raise SystemExit("no method to run (see --estimators, --shapers, --method)")
+    base = load_config(TrainConfig, config, overrides)
+    iterations = 1 if args.smoke else (args.iterations or base.trainer.total_iterations)
+    val_every = args.val_every or (0 if args.smoke else base.trainer.val_every)
     out = Path(args.out)
-    curves: dict[str, dict[int, list[float]]] = {e: {} for e in args.estimators}
-    tests: dict[str, list[float]] = {e: [] for e in args.estimators}
-    sft_tests: list[float] = []
+    print(
+        f"{config}: {len(methods)} method(s) x seeds {seeds}, {iterations} iterations each"
+        + (f"; skipped: {'; '.join(skipped)}" if skipped else ""),
+        flush=True,
+    )
+
+    results = {m.label: Results() for m in methods}
+    sft: list[dict[str, float]] = []
     started = time.perf_counter()
-    for seed in args.seeds:
+    for seed in seeds:
         sft_dir = run(
-            args.config,
+            config,
             out / f"seed{seed}" / "sft",
-            [
-                *args.overrides,
-                f"seed={seed}",
-                "trainer.total_iterations=0",
-                "trainer.progress=false",
-            ],
+            [*overrides, f"seed={seed}", "trainer.total_iterations=0", "trainer.progress=false"],
         )
-        summary = json.loads((sft_dir / "summary.json").read_text())
-        sft_tests.append(summary["test_before"]["test/success"])
-        print(f"seed {seed}: SFT test success {sft_tests[-1]:.3f}", flush=True)
-        for estimator in args.estimators:
+        sft.append(json.loads((sft_dir / "summary.json").read_text())["test_before"])
+        print(f"seed {seed}: SFT test success {sft[-1]['test/success']:.3f}", flush=True)
+        for m in methods:
+            folder = m.label.replace(" ", "_").replace("/", "_").replace(",", "")
             rl_dir = run(
-                args.config,
-                out / f"seed{seed}" / estimator,
+                config,
+                out / f"seed{seed}" / folder,
                 [
-                    *args.overrides,
+                    *overrides,
                     f"seed={seed}",
                     f"policy.model={sft_dir / 'sft-model'}",
                     "sft.enabled=false",
-                    f"algorithm.adv_estimator={estimator}",
+                    *m.overrides,
                     f"trainer.total_iterations={iterations}",
                     f"trainer.val_every={val_every}",
                     "trainer.progress=false",
@@ -85,35 +324,38 @@ def main() -> None:
             )
             for record in read_metrics(rl_dir):
                 if "val/success" in record:
-                    curves[estimator].setdefault(record["iteration"], []).append(
+                    results[m.label].curve.setdefault(record["iteration"], []).append(
                         record["val/success"]
                     )
             after = json.loads((rl_dir / "summary.json").read_text())["test_after"]
-            tests[estimator].append(after["test/success"])
-            print(f"seed {seed}: {estimator} test success {tests[estimator][-1]:.3f}", flush=True)
+            results[m.label].test.append(after)
+            cells = ", ".join(
+                f"{title} {after.get(key, float('nan')):.3f}" for key, title in COLUMNS
+            )
+            print(f"seed {seed}: {m.label}: {cells}", flush=True)
 
     minutes = (time.perf_counter() - started) / 60
-    print(
-        f"\nvalidation success (greedy, valid split) by iteration, mean ± std over seeds "
-        f"{args.seeds}; {minutes:.0f} min in all"
+    points = sorted({it for r in results.values() for it in r.curve})
+    if points:
+        print("\nvalidation success (greedy, valid split) by iteration, mean ± std over seeds")
+        print(f"{'iteration':>10}" + "".join(f"{m.label[:22]:>24}" for m in methods))
+        for it in points:
+            cells = [_mean_std(results[m.label].curve.get(it, [])) for m in methods]
+            print(f"{it:>10}" + "".join(f"{c:>24}" for c in cells))
+    lines = table(methods, results, sft)
+    head = (
+        f"{config}, seeds {seeds}, {iterations} RL iterations from the same SFT model per "
+        f"seed; held-out test split; {minutes:.0f} min in all"
     )
-    points = sorted({it for c in curves.values() for it in c})
-    print(f"{'iteration':>10}" + "".join(f"{e:>16}" for e in args.estimators))
-    for it in points:
-        cells = []
-        for e in args.estimators:
-            vals = curves[e].get(it, [])
-            cells.append(f"{np.mean(vals):>9.3f} ± {np.std(vals):.3f}" if vals else f"{'-':>16}")
-        print(f"{it:>10}" + "".join(f"{c:>16}" for c in cells))
-    sft_mean, sft_std = np.mean(sft_tests), np.std(sft_tests)
-    print(f"\nheld-out test success after SFT only: {sft_mean:.3f} ± {sft_std:.3f}")
-    for e in args.estimators:
-        gain = np.array(tests[e]) - np.array(sft_tests)
-        print(
-            f"after RL with {e:<8} {np.mean(tests[e]):.3f} ± {np.std(tests[e]):.3f} "
-            f"(gain over SFT {np.mean(gain):+.3f} ± {np.std(gain):.3f}; per seed "
-            f"{', '.join(f'{g:+.3f}' for g in gain)})"
-        )
+    print(f"\n{head}\n" + "\n".join(lines))
+    verdict = otc_verdict(results) if args.claim == "otc" else []
+    for line in verdict:
+        print(line)
+    if args.markdown:
+        path = Path(args.markdown)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([head, "", *lines, "", *verdict]) + "\n")
+        print(f"table written to {path}")
 
 
 if __name__ == "__main__":
