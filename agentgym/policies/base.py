@@ -97,6 +97,10 @@ class Generation:
         prompt_ids: the prompt token ids the engine actually saw (empty if unknown).
         finish_reason: ``"stop"`` (EOS or a stop string), ``"length"`` (``max_tokens``)
             or ``"error"`` (the backend failed for this prompt; ``error`` says why).
+        weight_versions: ``(version, start, end)``: ``token_ids[start:end]`` were sampled
+            by the weights of that version, where the backend reports it (``vllm_server``:
+            the version of each weight push; a request that lived through a push has
+            several spans). Empty when unknown.
     """
 
     text: str
@@ -105,6 +109,7 @@ class Generation:
     prompt_ids: list[int] = field(default_factory=list)
     finish_reason: FinishReason = "stop"
     error: str | None = None
+    weight_versions: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 class Policy:
