@@ -7,15 +7,12 @@ its path."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-AGENTGYM = str(Path(sys.executable).with_name("agentgym"))
+from tests.core.packages import AGENTGYM, install_package, run_with
 
 METHODS = '''
 import numpy as np
@@ -90,55 +87,18 @@ class GuessNumber(gymnasium.Env):
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("plugin")
-    pkg = root / "src"
-    (pkg / "my_methods").mkdir(parents=True)
-    (pkg / "my_methods" / "__init__.py").write_text(textwrap.dedent(METHODS))
-    (pkg / "my_methods" / "plain.py").write_text(textwrap.dedent(PLAIN_ENV))
-    (pkg / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "my-methods"
-            version = "0.1"
-
-            [project.entry-points."agentgym.plugins"]
-            methods = "my_methods"
-
-            [project.entry-points."agentgym.envs"]
-            "GuessNumber-v0" = "my_methods.plain:GuessNumber"
-
-            [tool.setuptools]
-            packages = ["my_methods"]
-            """
-        )
+    return install_package(
+        tmp_path_factory.mktemp("plugin"),
+        "my-methods",
+        {"my_methods/__init__.py": METHODS, "my_methods/plain.py": PLAIN_ENV},
+        {
+            "agentgym.plugins": {"methods": "my_methods"},
+            "agentgym.envs": {"GuessNumber-v0": "my_methods.plain:GuessNumber"},
+        },
     )
-    site = root / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(pkg),
-        ],
-        check=True,
-    )
-    return site
 
 
-def run(args: list[str], site: Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
-    return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+run = run_with
 
 
 def test_plain_gymnasium_env_is_listed_and_passes_the_checker(plugin_site: Path) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
-AGENTGYM = str(Path(sys.executable).with_name("agentgym"))
+from tests.core.packages import AGENTGYM, install_package
 
 PLUGIN_ENV = '''
 from agentgym.envs.frozenlake import FrozenLakeEnv
@@ -25,43 +24,11 @@ class TinyLake(FrozenLakeEnv):
 
 
 def test_third_party_env_registers_through_the_entry_point(tmp_path: Path) -> None:
-    pkg = tmp_path / "src"
-    (pkg / "tinylake_plugin").mkdir(parents=True)
-    (pkg / "tinylake_plugin" / "__init__.py").write_text(textwrap.dedent(PLUGIN_ENV))
-    (pkg / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """
-            [build-system]
-            requires = ["setuptools"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "tinylake-plugin"
-            version = "0.1"
-
-            [project.entry-points."agentgym.envs"]
-            "TinyLake-v0" = "tinylake_plugin:TinyLake"
-
-            [tool.setuptools]
-            packages = ["tinylake_plugin"]
-            """
-        )
-    )
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(pkg),
-        ],
-        check=True,
+    site = install_package(
+        tmp_path,
+        "tinylake-plugin",
+        {"tinylake_plugin/__init__.py": PLUGIN_ENV},
+        {"agentgym.envs": {"TinyLake-v0": "tinylake_plugin:TinyLake"}},
     )
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
     listing = subprocess.run(
