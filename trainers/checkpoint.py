@@ -80,24 +80,38 @@ def save_checkpoint(
     extra: dict[str, Any],
     keep: int = 2,
     run_id: str | None = None,
+    consolidated: dict[str, Any] | None = None,
 ) -> Path:
     """Write checkpoint ``iteration`` atomically, point ``latest`` at it, prune old ones
-    (only those of ``run_id``, see the module docstring)."""
+    (only those of ``run_id``, see the module docstring).
+
+    ``consolidated`` (:func:`agentgym.trainers.fsdp.consolidated_state`, for a sharded
+    model) gives the full weights and the optimizer state keyed by parameter name, which
+    are written instead of the model's own (sharded) ones."""
     run = RunDir(run_dir)
     final = run.checkpoint(iteration)
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)  # our own unfinished write of this very checkpoint
     tmp.mkdir(parents=True)
-    save_pretrained(model, tokenizer, str(tmp / MODEL))
-    trainable = {
-        k: v.detach().cpu() for k, v in base_model(model).named_parameters() if v.requires_grad
-    }
+    if consolidated is None:
+        save_pretrained(model, tokenizer, str(tmp / MODEL))
+        trainable = {
+            k: v.detach().cpu() for k, v in base_model(model).named_parameters() if v.requires_grad
+        }
+        optimizer_state, layout = optimizer.state_dict(), {}
+    else:  # FSDP: the gathered weights; the optimizer state by name, for any world size
+        full = consolidated["model"]
+        save_pretrained(model, tokenizer, str(tmp / MODEL), state_dict=full)
+        names = [k for k, v in base_model(model).named_parameters() if v.requires_grad]
+        trainable = {k: full[k].detach().cpu() for k in names}
+        optimizer_state, layout = consolidated["optimizer"], {"optimizer_format": "fqn"}
     torch.save(
         {
             "iteration": iteration,
             "trainable": trainable,
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state,
+            **layout,
             "rng": rng_state(),
             **extra,
         },
@@ -163,6 +177,13 @@ def load_checkpoint(path: str | Path, model: Any, optimizer: torch.optim.Optimiz
             f"checkpoint {path} does not fit the model (e.g. {missing[0]!r}); was it written "
             "with another actor.lora_rank or model?"
         )
+    from agentgym.trainers import fsdp
+
+    if fsdp.is_sharded(model) or state.get("optimizer_format") == "fqn":
+        # FSDP, or an FSDP checkpoint in a plain model: any world size either way
+        fsdp.load_sharded(model, optimizer, state["trainable"], state["optimizer"])
+        set_rng_state(state["rng"])
+        return state
     with torch.no_grad():
         for key, value in state["trainable"].items():
             params[key].copy_(value.to(params[key].device))

@@ -56,6 +56,10 @@ def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
     key names, and the adapters unmerged again, so training continues unchanged.
     """
     model = base_model(model)
+    from agentgym.trainers.fsdp import full_state_dict, is_sharded
+
+    if is_sharded(model):  # FSDP: gathered from every rank (all ranks call this)
+        return full_state_dict(model)
     if not is_lora(model):
         return {k: v.detach() for k, v in model.state_dict().items()}
     model.merge_adapter()
@@ -71,10 +75,17 @@ def merged_state_dict(model: Any) -> dict[str, torch.Tensor]:
         model.unmerge_adapter()
 
 
-def save_pretrained(model: Any, tokenizer: Any, path: str) -> None:
-    """Save a plain Hugging Face model directory (LoRA merged), loadable by any backend."""
+def save_pretrained(
+    model: Any, tokenizer: Any, path: str, state_dict: dict[str, torch.Tensor] | None = None
+) -> None:
+    """Save a plain Hugging Face model directory (LoRA merged), loadable by any backend.
+
+    ``state_dict`` replaces the model's own weights (the gathered weights of an FSDP
+    model, see :mod:`agentgym.trainers.fsdp`)."""
     model = base_model(model)
-    if is_lora(model):
+    if state_dict is not None:
+        model.save_pretrained(path, state_dict=state_dict)
+    elif is_lora(model):
         # Merge into a copy: the live model keeps its adapters for further training.
         import copy
 

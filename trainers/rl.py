@@ -41,6 +41,7 @@ from agentgym.rollout import RolloutEngine, TaskRequest, sample_tasks
 from agentgym.runs import RunDir, RunDirError, prepare_new, write_json
 from agentgym.shaping import build_shapers
 from agentgym.trainers import distributed as dist
+from agentgym.trainers import fsdp
 from agentgym.trainers.batch import IterationBatch
 from agentgym.trainers.checkpoint import load_checkpoint, save_checkpoint
 from agentgym.trainers.health import InvalidActionWatch
@@ -139,6 +140,7 @@ class _Parts:
     shapers: list[tuple[str, Any]]
     pad_id: int
     device: torch.device
+    rollout_model: Any = None  # what the hf backend generates with (FSDP: a full copy)
 
 
 def _tasks_text(tasks: list[TaskRequest]) -> str:
@@ -257,6 +259,13 @@ def _train(
         ref_model = copy.deepcopy(model).eval()
         for p in ref_model.parameters():
             p.requires_grad_(False)
+    # FSDP shards before the optimizer exists (it must hold the shards); generation gets a
+    # full copy: a sharded forward is a collective, and ranks generate unequal counts.
+    rollout_model = model
+    if cfg.trainer.strategy == "fsdp" and ctx.distributed:
+        if cfg.policy.backend == "hf":
+            rollout_model = fsdp.rollout_copy(model)
+        fsdp.shard(model, ctx)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.actor.lr, weight_decay=cfg.actor.weight_decay)
     shapers = build_shapers(cfg.algorithm.reward_shaping)
@@ -284,9 +293,9 @@ def _train(
     if candidates and run.summary.exists():
         summary = json.loads(run.summary.read_text())
 
-    ddp_model = dist.wrap(model, ctx)
+    ddp_model = model if fsdp.is_sharded(model) else dist.wrap(model, ctx)
     policy = cleanup.enter_context(
-        contextlib.closing(_make_policy(cfg, model, tokenizer, model_dir))
+        contextlib.closing(_make_policy(cfg, rollout_model, tokenizer, model_dir))
     )
     spec = env_spec(cfg)
     train_engine = cleanup.enter_context(
@@ -331,6 +340,7 @@ def _train(
         shapers,
         pad_id,
         device,
+        rollout_model=rollout_model,
     )
 
     if test_tasks and ctx.is_main and "test_before" not in summary:
@@ -348,21 +358,25 @@ def _train(
 
     def save(at: int) -> None:
         nonlocal saved_at
-        save_checkpoint(
-            run.path,
-            at,
-            model,
-            tokenizer,
-            optimizer,
-            {
-                "seed": cfg.seed,
-                "shapers": [
-                    {"name": name, "state": shaper.state_dict()} for name, shaper in shapers
-                ],
-            },
-            keep=cfg.trainer.keep_checkpoints,
-            run_id=run_id,
-        )
+        # FSDP: every rank takes part in gathering the weights and optimizer; rank 0 writes.
+        consolidated = fsdp.consolidated_state(model, optimizer) if fsdp.is_sharded(model) else None
+        if ctx.is_main:
+            save_checkpoint(
+                run.path,
+                at,
+                model,
+                tokenizer,
+                optimizer,
+                {
+                    "seed": cfg.seed,
+                    "shapers": [
+                        {"name": name, "state": shaper.state_dict()} for name, shaper in shapers
+                    ],
+                },
+                keep=cfg.trainer.keep_checkpoints,
+                run_id=run_id,
+                consolidated=consolidated,
+            )
         saved_at = at
 
     for iteration in range(start_iteration + 1, cfg.trainer.total_iterations + 1):
@@ -386,11 +400,11 @@ def _train(
             }
         )
         every = cfg.trainer.save_every
-        if ctx.is_main and every and iteration % every == 0:
-            save(iteration)
+        if every and iteration % every == 0:
+            save(iteration)  # writes on rank 0 only
         dist.barrier(ctx)
     bar.done()
-    if ctx.is_main and iteration > start_iteration and saved_at != iteration:
+    if iteration > start_iteration and saved_at != iteration:
         save(iteration)  # the last iteration (also after trainer.max_seconds)
 
     if test_tasks and ctx.is_main and iteration > start_iteration:
@@ -404,8 +418,7 @@ def _train(
             from agentgym.trainers.plots import plot_run
 
             plot_run(run.path)  # RUN_DIR/plots/*.png
-    with torch.no_grad():
-        param_norm = float(sum(p.double().pow(2).sum() for p in model.parameters()) ** 0.5)
+    param_norm = fsdp.param_norm(model)  # FSDP: of the gathered weights (every rank)
     return RunResult(
         str(run.path),
         iteration,
@@ -484,6 +497,8 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     t1 = time.perf_counter()
     samples = batch.samples
     mb = cfg.actor.micro_batch_size
+    if fsdp.is_sharded(parts.model):  # each forward is a collective: equal counts first
+        samples = dist.pad_samples(samples, ctx)
     if not cfg.actor.use_rollout_logprobs:
         fill_logprobs(parts.model, samples, "old_logprobs", mb, parts.pad_id, parts.device)
     if parts.ref_model is not None:
@@ -510,6 +525,8 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     t_sync = time.perf_counter()
     if cfg.policy.backend != "hf":
         parts.policy.load_weights(merged_state_dict(parts.model))
+    elif parts.rollout_model is not None and parts.rollout_model is not parts.model:
+        fsdp.sync_rollout_copy(parts.rollout_model, parts.model)  # FSDP's generation copy
     t_sync = time.perf_counter() - t_sync
     t_update = time.perf_counter() - t1
     tokens = sum(len(s.input_ids) for s in samples)

@@ -474,6 +474,10 @@ class TrainerSection:
         save_rollouts: task groups of each iteration's rollouts saved with their
             advantages in ``RUN_DIR/rollouts/`` for ``agentgym view`` (0 = none).
         plots: write the PNG curves into ``RUN_DIR/plots`` at the end of the run.
+        strategy: how ``torchrun`` ranks share the model: ``ddp`` (a full copy per rank,
+            gradients all-reduced) or ``fsdp`` (FSDP2: parameters, gradients and optimizer
+            state sharded; see ``agentgym.trainers.fsdp``). One process trains alone
+            either way.
     """
 
     total_iterations: int = 100
@@ -492,6 +496,7 @@ class TrainerSection:
     max_seconds: float = 0.0
     save_rollouts: int = 4
     plots: bool = True
+    strategy: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self) -> None:
         if self.save_rollouts < 0:
