@@ -8,12 +8,14 @@ own weight-update endpoints (no checkpoint written, no server restarted):
 
     POST /pause?mode=wait      finish the requests in flight, hold new ones, clear the cache
     POST /start_weight_update  vLLM starts a layer-wise reload
-    POST /update_weights       one request per chunk of tensors (base64 in the JSON body)
+    POST /update_weights       one request per chunk of tensors (which each server fetches
+                               from this process, or base64 in the body: ``transfer``)
     POST /finish_weight_update vLLM finishes the reload; the new ``weight_version``
     POST /resume               held requests run on the new weights
 
 The transport is the ``agentgym_http`` weight-transfer engine
-(:mod:`agentgym.policies.vllm_weights`), which a server started with :func:`server_command`
+(:mod:`agentgym.policies.vllm_weights`), which a server started with
+:func:`~agentgym.policies.vllm_launch.server_command`
 has (``VLLM_SERVER_DEV_MODE=1``, ``--weight-transfer-config``, ``--worker-extension-cls``).
 Start a server on another host the same way: ``python -m agentgym.policies.vllm_launch
 --model DIR --host 0.0.0.0 --port 8000`` (see ``docs/scale_out.md``).
@@ -67,7 +69,12 @@ from agentgym.policies.vllm_launch import (
     has_cuda,
     placement_env,
 )
-from agentgym.policies.weight_payload import DEFAULT_CHUNK_BYTES, encode_chunks
+from agentgym.policies.weight_payload import (
+    DEFAULT_CHUNK_BYTES,
+    Chunk,
+    PayloadServer,
+    encode_chunks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +151,11 @@ class VLLMServerPolicy(Policy):
         pause_mode: how ``/pause`` treats requests in flight during a push: ``wait``
             (finish them on the old weights), ``keep`` (freeze them and continue on the new
             weights; their tokens carry both versions) or ``abort``.
+        transfer: how the bytes of a push travel: ``pull`` (each server fetches them from
+            a small HTTP server in this process, which the servers must be able to reach)
+            or ``inline`` (base64 inside the requests; slower for large models).
+        payload_bind: the address the ``pull`` payload server listens on (all interfaces
+            by default; ``127.0.0.1`` when every server is on this machine).
     """
 
     trainable = True
@@ -172,6 +184,8 @@ class VLLMServerPolicy(Policy):
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         wire_dtype: str | None = None,
         pause_mode: str = "wait",
+        transfer: str = "pull",
+        payload_bind: str = "0.0.0.0",
     ) -> None:
         super().__init__(spec)
         urls, count = _server_list(servers)
@@ -182,6 +196,8 @@ class VLLMServerPolicy(Policy):
             raise ValueError("concurrency and chunk_bytes must be >= 1")
         if pause_mode not in ("wait", "keep", "abort"):
             raise ValueError(f"pause_mode must be 'wait', 'keep' or 'abort', got {pause_mode!r}")
+        if transfer not in ("pull", "inline"):
+            raise ValueError(f"transfer must be 'pull' or 'inline', got {transfer!r}")
         if wire_dtype is not None:
             import torch
 
@@ -201,6 +217,8 @@ class VLLMServerPolicy(Policy):
         self.timeout, self.max_retries, self.backoff = float(timeout), max_retries, backoff
         self.sync_timeout, self.chunk_bytes = float(sync_timeout), chunk_bytes
         self.wire_dtype, self.pause_mode = wire_dtype, pause_mode
+        self.transfer, self.payload_bind = transfer, payload_bind
+        self._payloads: PayloadServer | None = None
         self.weight_version = 0
         self.last_sync_seconds = 0.0
         self._lock = threading.Lock()
@@ -436,7 +454,7 @@ class VLLMServerPolicy(Policy):
 
                 dtype = getattr(torch, self.wire_dtype)
             for chunk in encode_chunks(weights, max_bytes=self.chunk_bytes, dtype=dtype):
-                run(self._for_all("/update_weights", {"update_info": chunk.as_json()}))
+                run(self._send_chunk(chunk))
             run(self._for_all("/finish_weight_update", {"weight_version": str(version)}))
         except BaseException:
             with contextlib.suppress(Exception):
@@ -469,6 +487,24 @@ class VLLMServerPolicy(Policy):
                 f"{len(missing)} names are missing, e.g. {missing[:3]}"
             )
 
+    async def _send_chunk(self, chunk: Chunk) -> None:
+        """One ``/update_weights`` to every server: the chunk's URL on this process's
+        payload server (``pull``), or the bytes themselves (``inline``)."""
+        if self.transfer == "inline":
+            await self._post_all("/update_weights", [chunk.inline_body()] * len(self._slots))
+            return
+        if self._payloads is None:
+            self._payloads = PayloadServer(self.payload_bind)
+        key = self._payloads.publish(chunk)
+        try:
+            bodies = [
+                chunk.pull_body(self._payloads.url(key, _local_address(slot.url)))
+                for slot in self._slots
+            ]
+            await self._post_all("/update_weights", bodies)
+        finally:
+            self._payloads.withdraw(key)
+
     async def _server_versions(self) -> list[int]:
         """Each server's weight version (``GET /weight_info``); 0 for one never pushed to
         (vLLM calls it ``default``) or not numbered by agentgym."""
@@ -482,11 +518,18 @@ class VLLMServerPolicy(Policy):
         return versions
 
     async def _for_all(self, path: str, body: dict[str, Any] | None) -> None:
-        """``POST path`` to every server at once; :class:`WeightSyncError` naming each
-        server that failed."""
+        """``POST path`` with ``body`` (JSON) to every server at once."""
         content = None if body is None else json.dumps(body).encode()
+        await self._post_all(path, [content] * len(self._slots))
+
+    async def _post_all(self, path: str, contents: list[bytes | None]) -> None:
+        """``POST path`` to every server at once (``contents[i]`` to server ``i``);
+        :class:`WeightSyncError` naming each server that failed."""
         results = await asyncio.gather(
-            *(self._send(s, "POST", path, content, self.sync_timeout) for s in self._slots),
+            *(
+                self._send(slot, "POST", path, content, self.sync_timeout)
+                for slot, content in zip(self._slots, contents, strict=True)
+            ),
             return_exceptions=True,
         )
         problems = []
@@ -510,6 +553,9 @@ class VLLMServerPolicy(Policy):
 
     def close(self) -> None:
         """Close the connections, stop the loop thread and the servers this policy started."""
+        if self._payloads is not None:
+            self._payloads.close()
+            self._payloads = None
         client = getattr(self, "_client", None)
         if client is not None and not self._loop.loop.is_closed():
             with contextlib.suppress(Exception):
@@ -567,3 +613,16 @@ def _to_generation(prompt_ids: list[int], data: Any) -> Generation:
             for span in choice.get("weight_versions") or []
         ],
     )
+
+
+def _local_address(url: str) -> str:
+    """This machine's address as the server at ``url`` reaches it (the source address of
+    a connection to it), for the URLs of ``pull`` payloads; IPv6 in brackets."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=10) as sock:
+        host = str(sock.getsockname()[0])
+    return f"[{host}]" if ":" in host else host
