@@ -6,6 +6,7 @@ bottom by the training loop::
 
     batch = IterationBatch.from_rollouts(iteration, trajectories)
     batch.shape_rewards(shapers)                 # algorithm.reward_shaping
+    batch.provide_inputs(providers, context)     # input providers (judge, critic, ...)
     batch.compute_advantages(name, settings)     # algorithm.adv_estimator, inputs by name
     batch.filter_groups()                        # algorithm.filter_groups (DAPO)
     batch.build_samples(style)                   # token ids, masks, per-token advantages
@@ -18,6 +19,8 @@ credit and training (``usable``).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,7 @@ import numpy as np
 from agentgym.credit import CreditBatch, estimator_inputs
 from agentgym.credit.registry import DEFAULT_REGISTRY
 from agentgym.inputs import fill_inputs
+from agentgym.providers import InputProvider, ProviderContext
 from agentgym.shaping import RewardContext, RewardShaper, apply_shapers
 from agentgym.trainers.samples import Sample, build_samples
 from agentgym.trajectory import StepColumns, Trajectory, flatten
@@ -48,6 +52,7 @@ class IterationBatch:
         keep: per usable trajectory, whether it is trained on (``filter_groups``).
         samples: the training samples of the kept trajectories.
         metrics: what the steps measured so far.
+        provided: per-row columns the input providers filled (estimator inputs).
     """
 
     iteration: int
@@ -60,6 +65,7 @@ class IterationBatch:
     keep: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     samples: list[Sample] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    provided: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_rollouts(cls, iteration: int, trajectories: list[Trajectory]) -> IterationBatch:
@@ -89,8 +95,34 @@ class IterationBatch:
         self.rewards, metrics = apply_shapers(shapers, ctx)
         self.metrics.update(metrics)
 
+    def provide_inputs(self, providers: Sequence[InputProvider], ctx: ProviderContext) -> None:
+        """Run the input providers in order; each fills the columns it ``provides``
+        (see :mod:`agentgym.providers`). ``ctx`` carries the model, judge and settings;
+        its columns, rewards and the columns filled so far are set here."""
+        if not providers or not self.n_rows:
+            return
+        ctx.columns, ctx.rewards, ctx.provided = self.columns, self.rewards, self.provided
+        ctx.iteration = self.iteration
+        for provider in providers:
+            started = time.perf_counter()
+            filled = provider.provide(ctx)
+            for name in provider.provides:
+                if name not in filled:
+                    raise ValueError(f"input provider {provider.name!r} did not fill {name!r}")
+                value = np.asarray(filled[name])
+                if value.shape[:1] != (self.n_rows,):
+                    raise ValueError(
+                        f"input provider {provider.name!r} filled {name!r} with shape "
+                        f"{value.shape}, expected one value per row ({self.n_rows})"
+                    )
+                self.provided[name] = value
+            ctx.metrics[f"perf/seconds_provider_{provider.name}"] = time.perf_counter() - started
+        self.metrics.update(ctx.metrics)
+        ctx.metrics.clear()
+
     def compute_advantages(self, estimator: str, settings: dict[str, Any]) -> None:
-        """Run the credit estimator on the batch, with its inputs filled by name."""
+        """Run the credit estimator on the batch, with its inputs filled by name (from the
+        input providers' columns first, then from the trajectories)."""
         if not self.n_rows:
             return
         self.credit = CreditBatch.from_columns(
@@ -100,7 +132,9 @@ class IterationBatch:
             reward=self.rewards,
             state=self.columns.state,
         )
-        inputs = fill_inputs(estimator_inputs(estimator), self.columns)
+        wanted = estimator_inputs(estimator)
+        inputs = {name: self.provided[name] for name in wanted if name in self.provided}
+        inputs.update(fill_inputs([n for n in wanted if n not in inputs], self.columns))
         self.advantages = DEFAULT_REGISTRY.apply(estimator, self.credit, **settings, **inputs)
         adv = self.advantages
         self.metrics.update(

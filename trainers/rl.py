@@ -45,6 +45,7 @@ from agentgym.trainers import fsdp
 from agentgym.trainers.batch import IterationBatch
 from agentgym.trainers.checkpoint import load_checkpoint, save_checkpoint
 from agentgym.trainers.health import InvalidActionWatch
+from agentgym.trainers.in_loop import LoopMethods, build_loop_methods
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
 from agentgym.trainers.rollout_log import write_rollout_sample
 from agentgym.trainers.setup import build_engine, ensure_model
@@ -141,6 +142,7 @@ class _Parts:
     pad_id: int
     device: torch.device
     rollout_model: Any = None  # what the hf backend generates with (FSDP: a full copy)
+    methods: LoopMethods | None = None  # input providers, judge, task sampler
 
 
 def _tasks_text(tasks: list[TaskRequest]) -> str:
@@ -269,6 +271,13 @@ def _train(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.actor.lr, weight_decay=cfg.actor.weight_decay)
     shapers = build_shapers(cfg.algorithm.reward_shaping)
+    methods = cleanup.enter_context(
+        contextlib.closing(
+            build_loop_methods(
+                cfg, model=rollout_model, tokenizer=tokenizer, device=device, pad_id=pad_id
+            )
+        )
+    )
     start_iteration = 0
     if candidates:
         _ckpt, state = _load_first(candidates, model, optimizer, ctx, console)
@@ -276,6 +285,7 @@ def _train(
         for (name, shaper), saved in zip(shapers, state.get("shapers", []), strict=False):
             if saved.get("name") == name:
                 shaper.load_state_dict(saved["state"])
+        methods.load_state_dict(state.get("methods", {}))
     if ctx.is_main:  # only now: a failed resume leaves the run's own config.yaml alone
         save_config(cfg, run.config)
     logger = MetricLogger(
@@ -341,6 +351,7 @@ def _train(
         pad_id,
         device,
         rollout_model=rollout_model,
+        methods=methods,
     )
 
     if test_tasks and ctx.is_main and "test_before" not in summary:
@@ -372,6 +383,7 @@ def _train(
                     "shapers": [
                         {"name": name, "state": shaper.state_dict()} for name, shaper in shapers
                     ],
+                    "methods": methods.state_dict(),
                 },
                 keep=cfg.trainer.keep_checkpoints,
                 run_id=run_id,
@@ -464,7 +476,10 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     t0 = time.perf_counter()
 
     # rollout: this rank's share of the iteration's tasks, N rollouts each
-    all_tasks = sample_tasks(env_spec(cfg), "train", cfg.trainer.tasks_per_iteration, seed=it_seed)
+    methods = parts.methods or build_loop_methods(cfg)
+    all_tasks = methods.sample_tasks(
+        env_spec(cfg), cfg.trainer.tasks_per_iteration, it_seed, iteration
+    )  # algorithm.task_sampler
     engine.sampling = sampling_params(cfg.policy.sampling, it_seed + ctx.rank)
     engine.stats = type(engine.stats)()
     parts.model.eval()
@@ -479,10 +494,12 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     batch.metrics.update(engine.stats.as_metrics("perf/rollout_"))
     batch.shape_rewards(parts.shapers)
     batch.compute_advantages(cfg.algorithm.adv_estimator, cfg.algorithm.estimator_kwargs())
+    methods.provide(batch)  # input providers: judges, the policy's own log-probs, critics
     if cfg.algorithm.filter_groups:
         batch.filter_groups()
     batch.build_samples(cfg.env.prompt.style)
     if cfg.trainer.save_rollouts and ctx.is_main and batch.usable:
+    methods.adjust_samples(batch)  # providers' per-token advantages (HiPER's subgoal tokens)
         write_rollout_sample(
             parts.run.path,
             iteration,
@@ -530,6 +547,7 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     t_sync = time.perf_counter() - t_sync
     t_update = time.perf_counter() - t1
     tokens = sum(len(s.input_ids) for s in samples)
+    methods.after_update(batch)  # critics learn, value trackers update
     batch.metrics.update(
         {
             "perf/seconds_rollout": t_rollout,

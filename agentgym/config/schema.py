@@ -227,7 +227,7 @@ class AlgorithmSection:
 
     def __getattr__(self, name: str) -> dict[str, Any]:
         # ``cfg.algorithm.gigpo`` reads that estimator's section (empty when unset)
-        if name.startswith("_") or name in ("estimators", "params"):
+        if name.startswith("_") or name in ("estimators", "params", "providers", "task_sampler"):
             raise AttributeError(name)
         if name in _estimator_names():
             return self.estimators.get(name, {})
@@ -264,6 +264,13 @@ class AlgorithmSection:
             raise ConfigError(f"algorithm.{self.adv_estimator}: {exc}") from exc
         from agentgym.shaping import validate_shaping
 
+        providers: input providers' settings by name, e.g. ``{igpo_gold: {prefix:
+            "<answer>"}}`` (see :mod:`agentgym.providers`). The providers that fill the
+            chosen estimator's inputs run without being named; naming one here also
+            switches it on.
+        task_sampler: which train tasks each iteration plays, ``{name: ..., setting:
+            value}`` (see :mod:`agentgym.task_samplers`): ``uniform`` (default) or
+            ``spo`` (SPO's prioritised sampling).
         try:
             validate_shaping(self.reward_shaping)
         except (ValueError, TypeError, KeyError) as exc:
@@ -271,6 +278,8 @@ class AlgorithmSection:
 
 
 @dataclass
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_sampler: dict[str, Any] = field(default_factory=lambda: {"name": "uniform"})
 class ActorSection:
     """``actor``: the policy update.
 
@@ -318,6 +327,22 @@ class ActorSection:
     loss_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     use_kl_loss: bool = False
     kl_loss_coef: float = 0.001
+        _check_model_in_the_loop(self)
+
+
+def _check_model_in_the_loop(section: AlgorithmSection) -> None:
+    """``algorithm.providers`` and ``algorithm.task_sampler``: names and settings."""
+    from agentgym.providers import validate_providers
+    from agentgym.task_samplers import validate_task_sampler
+
+    try:
+        validate_providers(section.providers)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"algorithm.providers: {exc}") from exc
+    try:
+        validate_task_sampler(section.task_sampler)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"algorithm.task_sampler: {exc}") from exc
     kl_loss_type: Literal["k1", "k3", "low_var_kl"] = "low_var_kl"
     entropy_coeff: float = 0.0
     grad_clip: float | None = 1.0
@@ -533,10 +558,14 @@ def check_inputs(cfg: TrainConfig) -> None:
     from agentgym.inputs import describe_input, missing_inputs
     from agentgym.shaping import required_info
 
-    wanted: dict[str, str] = {
-        name: f"credit estimator {cfg.algorithm.adv_estimator!r}"
-        for name in estimator_inputs(cfg.algorithm.adv_estimator)
-    }
+    provided, wanted = _check_providers(cfg)
+    wanted.update(
+        {
+            name: f"credit estimator {cfg.algorithm.adv_estimator!r}"
+            for name in estimator_inputs(cfg.algorithm.adv_estimator)
+            if name not in provided
+        }
+    )
     for spec in cfg.algorithm.reward_shaping:
         for key in required_info(str(spec["name"])):
             wanted.setdefault(key, f"reward shaper {spec['name']!r}")
@@ -552,3 +581,80 @@ def check_inputs(cfg: TrainConfig) -> None:
             f"the environment (info[{info_key!r}], and list it in the env class's "
             "`info_keys`), or choose another estimator."
         )
+@dataclass
+class JudgeSection:
+    """``judge``: the judge of methods that learn from one (ArenaRL, MAPO; see
+    :mod:`agentgym.judges`).
+
+    Attributes:
+        model: a policy spec (``hf:DIR``, ``vllm:DIR``, ``openai:URL#model``, a model
+            directory) or a rule-based ``"module:function"``; ``null``: no judge.
+        system: a system message for model judges.
+        max_tokens, temperature: sampling of model judges (0: greedy).
+        batch_size: prompts per call of the judge.
+        retries: times an answer that errors or does not parse is asked again before the
+            method's default verdict stands in (counted in ``judge/failures``).
+        options: keyword arguments of the judge policy's constructor.
+    """
+
+    model: str | None = None
+    system: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    batch_size: int = 16
+    retries: int = 2
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"judge.batch_size must be >= 1, got {self.batch_size}")
+        if self.retries < 0:
+            raise ConfigError(f"judge.retries must be >= 0, got {self.retries}")
+
+
+    judge: JudgeSection = field(default_factory=JudgeSection)
+
+
+def run_providers(cfg: TrainConfig) -> list[str]:
+    """The input providers a run builds, in the order they run: those filling the chosen
+    estimator's inputs, and those named in ``algorithm.providers``."""
+    from agentgym.credit import estimator_inputs
+    from agentgym.providers import providers_for
+
+    return providers_for(
+        estimator_inputs(cfg.algorithm.adv_estimator), explicit=list(cfg.algorithm.providers)
+    )
+
+
+def _check_providers(cfg: TrainConfig) -> tuple[set[str], dict[str, str]]:
+    """(columns the run's providers fill, info keys they read -> who reads them); refuses a
+    judge-using provider without ``judge.model`` and a task sampler whose provider is off."""
+    from agentgym.providers import get_input_provider
+    from agentgym.task_samplers import get_task_sampler
+
+    try:
+        active = run_providers(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"algorithm.providers: {exc}") from exc
+    provided: set[str] = set()
+    wanted: dict[str, str] = {}
+    for name in active:
+        cls = get_input_provider(name)
+        provided.update(cls.provides)
+        for key in cls.requires_info:
+            wanted.setdefault(key, f"input provider {name!r}")
+        if cls.uses_judge and not cfg.judge.model:
+            raise ConfigError(
+                f"input provider {name!r} (for {cfg.algorithm.adv_estimator!r}) asks a judge: "
+                "set judge.model to a policy spec (hf:DIR, openai:URL#model) or a rule-based "
+                "'module:function' (e.g. agentgym.judges:fewer_steps)"
+            )
+    sampler = str(cfg.algorithm.task_sampler["name"])
+    for needed in get_task_sampler(sampler).requires_providers:
+        if needed not in active:
+            raise ConfigError(
+                f"task sampler {sampler!r} reads input provider {needed!r}, which this run does "
+                f"not use: choose an estimator that needs it, or add algorithm.providers."
+                f"{needed}: {{}}"
+            )
+    return provided, wanted

@@ -19,6 +19,7 @@ from agentgym.config import TrainConfig, load_config
 from agentgym.credit import estimator_inputs, list_estimators
 from agentgym.errors import ConfigError
 from agentgym.inputs import missing_inputs
+from agentgym.providers import get_input_provider, providers_for
 from agentgym.shaping import list_reward_shapers
 from agentgym.trainers.losses import list_loss_aggs, list_policy_losses
 from agentgym.trainers.rl import train
@@ -64,8 +65,23 @@ def tiny_search_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def env_for(estimator: str) -> str:
-    missing = missing_inputs(estimator_inputs(estimator), "FrozenLake-v0", {})
+    from agentgym.providers import provider_for_input
+
+    env_inputs = [n for n in estimator_inputs(estimator) if provider_for_input(n) is None]
+    missing = missing_inputs(env_inputs, "FrozenLake-v0", {})
     return "Search-v0" if missing else "FrozenLake-v0"
+
+
+def method_overrides(estimator: str) -> list[str]:
+    """What an estimator needs besides its name: a judge for the judged methods (the rule
+    judge that answers every kind of request) and the env its input providers read."""
+    from agentgym.providers import get_input_provider, providers_for
+
+    providers = [get_input_provider(p) for p in providers_for(estimator_inputs(estimator))]
+    out = []
+    if any(p.uses_judge for p in providers):
+        out.append("judge.model=agentgym.judges:rule_based")
+    return out
 
 
 def run_one(tmp_path: Path, model: Path, *overrides: str) -> tuple[dict, Path]:
@@ -85,7 +101,10 @@ def test_every_estimator_trains_one_iteration(
     estimator: str,
     loss: str,
 ) -> None:
-    search = env_for(estimator) == "Search-v0"
+    search = env_for(estimator) == "Search-v0" or any(
+        missing_inputs(list(get_input_provider(p).requires_info), "FrozenLake-v0", {})
+        for p in providers_for(estimator_inputs(estimator))
+    )
     model = tiny_search_model if search else tiny_frozenlake_model
     record, run = run_one(
         tmp_path,
@@ -93,6 +112,7 @@ def test_every_estimator_trains_one_iteration(
         f"algorithm.adv_estimator={estimator}",
         f"actor.policy_loss={loss}",
         *(SEARCH if search else []),
+        *method_overrides(estimator),
     )
     for key in ("credit/adv_std", "actor/grad_norm", "actor/pg_loss", "train/samples"):
         assert key in record, key

@@ -1,0 +1,38 @@
+"""Input providers: estimator inputs computed with a model in the loop (see
+:mod:`agentgym.providers.base`).
+
+Built in (registered on import):
+
+* ``arena`` (:mod:`.judged`) -- ArenaRL's seeded single-elimination tournament ->
+  ``arena_score``;
+* ``turn_judge`` (:mod:`.judged`) -- MAPO's per-turn judge scores -> ``judge_score``.
+"""
+
+from agentgym.providers.base import (
+    InputProvider,
+    ProviderContext,
+    build_providers,
+    get_input_provider,
+    list_input_providers,
+    provider_for_input,
+    provider_params,
+    providers_for,
+    register_input_provider,
+    validate_providers,
+)
+
+__all__ = [
+    "InputProvider",
+    "ProviderContext",
+    "build_providers",
+    "get_input_provider",
+    "list_input_providers",
+    "provider_for_input",
+    "provider_params",
+    "providers_for",
+    "register_input_provider",
+    "validate_providers",
+]
+
+# The built-in providers register on import, after every name they use is defined.
+from agentgym.providers import judged  # noqa: F401
