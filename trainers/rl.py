@@ -493,13 +493,13 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     batch.metrics.update(summarize(trajectories, "train/", by_type=False))
     batch.metrics.update(engine.stats.as_metrics("perf/rollout_"))
     batch.shape_rewards(parts.shapers)
-    batch.compute_advantages(cfg.algorithm.adv_estimator, cfg.algorithm.estimator_kwargs())
     methods.provide(batch)  # input providers: judges, the policy's own log-probs, critics
+    batch.compute_advantages(cfg.algorithm.adv_estimator, cfg.algorithm.estimator_kwargs())
     if cfg.algorithm.filter_groups:
         batch.filter_groups()
     batch.build_samples(cfg.env.prompt.style)
-    if cfg.trainer.save_rollouts and ctx.is_main and batch.usable:
     methods.adjust_samples(batch)  # providers' per-token advantages (HiPER's subgoal tokens)
+    if cfg.trainer.save_rollouts and ctx.is_main and batch.usable:
         write_rollout_sample(
             parts.run.path,
             iteration,
@@ -546,8 +546,8 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
         fsdp.sync_rollout_copy(parts.rollout_model, parts.model)  # FSDP's generation copy
     t_sync = time.perf_counter() - t_sync
     t_update = time.perf_counter() - t1
-    tokens = sum(len(s.input_ids) for s in samples)
     methods.after_update(batch)  # critics learn, value trackers update
+    tokens = sum(len(s.input_ids) for s in samples)
     batch.metrics.update(
         {
             "perf/seconds_rollout": t_rollout,

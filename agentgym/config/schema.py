@@ -214,6 +214,13 @@ class AlgorithmSection:
             too) has its section; only the chosen estimator's is used, but every
             section is checked.
         params: the chosen estimator's settings (older spelling of its own section).
+        providers: input providers' settings by name, e.g. ``{igpo_gold: {prefix:
+            "<answer>"}}`` (see :mod:`agentgym.providers`). The providers that fill the
+            chosen estimator's inputs run without being named; naming one here also
+            switches it on.
+        task_sampler: which train tasks each iteration plays, ``{name: ..., setting:
+            value}`` (see :mod:`agentgym.task_samplers`): ``uniform`` (default) or
+            ``spo`` (SPO's prioritised sampling).
     """
 
     adv_estimator: str = "gigpo"
@@ -221,6 +228,8 @@ class AlgorithmSection:
     filter_groups: bool = False
     reward_shaping: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_sampler: dict[str, Any] = field(default_factory=lambda: {"name": "uniform"})
     estimators: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={OPEN_SECTIONS: _estimator_names}
     )
@@ -264,22 +273,29 @@ class AlgorithmSection:
             raise ConfigError(f"algorithm.{self.adv_estimator}: {exc}") from exc
         from agentgym.shaping import validate_shaping
 
-        providers: input providers' settings by name, e.g. ``{igpo_gold: {prefix:
-            "<answer>"}}`` (see :mod:`agentgym.providers`). The providers that fill the
-            chosen estimator's inputs run without being named; naming one here also
-            switches it on.
-        task_sampler: which train tasks each iteration plays, ``{name: ..., setting:
-            value}`` (see :mod:`agentgym.task_samplers`): ``uniform`` (default) or
-            ``spo`` (SPO's prioritised sampling).
         try:
             validate_shaping(self.reward_shaping)
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigError(f"algorithm.reward_shaping: {exc}") from exc
+        _check_model_in_the_loop(self)
+
+
+def _check_model_in_the_loop(section: AlgorithmSection) -> None:
+    """``algorithm.providers`` and ``algorithm.task_sampler``: names and settings."""
+    from agentgym.providers import validate_providers
+    from agentgym.task_samplers import validate_task_sampler
+
+    try:
+        validate_providers(section.providers)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"algorithm.providers: {exc}") from exc
+    try:
+        validate_task_sampler(section.task_sampler)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"algorithm.task_sampler: {exc}") from exc
 
 
 @dataclass
-    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    task_sampler: dict[str, Any] = field(default_factory=lambda: {"name": "uniform"})
 class ActorSection:
     """``actor``: the policy update.
 
@@ -327,22 +343,6 @@ class ActorSection:
     loss_terms: dict[str, dict[str, Any]] = field(default_factory=dict)
     use_kl_loss: bool = False
     kl_loss_coef: float = 0.001
-        _check_model_in_the_loop(self)
-
-
-def _check_model_in_the_loop(section: AlgorithmSection) -> None:
-    """``algorithm.providers`` and ``algorithm.task_sampler``: names and settings."""
-    from agentgym.providers import validate_providers
-    from agentgym.task_samplers import validate_task_sampler
-
-    try:
-        validate_providers(section.providers)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"algorithm.providers: {exc}") from exc
-    try:
-        validate_task_sampler(section.task_sampler)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ConfigError(f"algorithm.task_sampler: {exc}") from exc
     kl_loss_type: Literal["k1", "k3", "low_var_kl"] = "low_var_kl"
     entropy_coeff: float = 0.0
     grad_clip: float | None = 1.0
@@ -535,6 +535,37 @@ class TrainerSection:
 
 
 @dataclass
+class JudgeSection:
+    """``judge``: the judge of methods that learn from one (ArenaRL, MAPO; see
+    :mod:`agentgym.judges`).
+
+    Attributes:
+        model: a policy spec (``hf:DIR``, ``vllm:DIR``, ``openai:URL#model``, a model
+            directory) or a rule-based ``"module:function"``; ``null``: no judge.
+        system: a system message for model judges.
+        max_tokens, temperature: sampling of model judges (0: greedy).
+        batch_size: prompts per call of the judge.
+        retries: times an answer that errors or does not parse is asked again before the
+            method's default verdict stands in (counted in ``judge/failures``).
+        options: keyword arguments of the judge policy's constructor.
+    """
+
+    model: str | None = None
+    system: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    batch_size: int = 16
+    retries: int = 2
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"judge.batch_size must be >= 1, got {self.batch_size}")
+        if self.retries < 0:
+            raise ConfigError(f"judge.retries must be >= 0, got {self.retries}")
+
+
+@dataclass
 class TrainConfig:
     """The whole training run (``examples/*.yaml``)."""
 
@@ -545,6 +576,7 @@ class TrainConfig:
     actor: ActorSection = field(default_factory=ActorSection)
     sft: SFTSection = field(default_factory=SFTSection)
     trainer: TrainerSection = field(default_factory=TrainerSection)
+    judge: JudgeSection = field(default_factory=JudgeSection)
 
     def __post_init__(self) -> None:
         check_inputs(self)
@@ -581,38 +613,6 @@ def check_inputs(cfg: TrainConfig) -> None:
             f"the environment (info[{info_key!r}], and list it in the env class's "
             "`info_keys`), or choose another estimator."
         )
-@dataclass
-class JudgeSection:
-    """``judge``: the judge of methods that learn from one (ArenaRL, MAPO; see
-    :mod:`agentgym.judges`).
-
-    Attributes:
-        model: a policy spec (``hf:DIR``, ``vllm:DIR``, ``openai:URL#model``, a model
-            directory) or a rule-based ``"module:function"``; ``null``: no judge.
-        system: a system message for model judges.
-        max_tokens, temperature: sampling of model judges (0: greedy).
-        batch_size: prompts per call of the judge.
-        retries: times an answer that errors or does not parse is asked again before the
-            method's default verdict stands in (counted in ``judge/failures``).
-        options: keyword arguments of the judge policy's constructor.
-    """
-
-    model: str | None = None
-    system: str | None = None
-    max_tokens: int = 256
-    temperature: float = 0.0
-    batch_size: int = 16
-    retries: int = 2
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"judge.batch_size must be >= 1, got {self.batch_size}")
-        if self.retries < 0:
-            raise ConfigError(f"judge.retries must be >= 0, got {self.retries}")
-
-
-    judge: JudgeSection = field(default_factory=JudgeSection)
 
 
 def run_providers(cfg: TrainConfig) -> list[str]:
