@@ -5,7 +5,9 @@ Built in (registered on import):
 
 * ``arena`` (:mod:`.judged`) -- ArenaRL's seeded single-elimination tournament ->
   ``arena_score``;
-* ``turn_judge`` (:mod:`.judged`) -- MAPO's per-turn judge scores -> ``judge_score``.
+* ``turn_judge`` (:mod:`.judged`) -- MAPO's per-turn judge scores -> ``judge_score``;
+* ``gold_belief`` (:mod:`.info_gain`) -- IGPO's belief in the gold answer per turn ->
+  ``info_gain``, ``gold_belief``.
 """
 
 from agentgym.providers.base import (
@@ -35,4 +37,4 @@ __all__ = [
 ]
 
 # The built-in providers register on import, after every name they use is defined.
-from agentgym.providers import judged  # noqa: F401
+from agentgym.providers import info_gain, judged  # noqa: F401

@@ -45,6 +45,9 @@ adding up to the ``format_em`` reward; with ``em``/``f1`` the reward itself plus
 format term ``format_em`` would add), for multi-reward credit such as ``gdpo``.
 ``info["gold_entities"]`` is the question's entity chain where the data has one (the
 shipped world does): the entity of each hop, then the answer's entity.
+``info["gold_answer"]`` (every step) is the question's first gold answer: IGPO scores the
+policy's probability of it after each turn. It is in ``info`` for training signals, never
+in the observation the agent reads.
 
 ``state_key`` names the question and the *set* of passages retrieved so far (a short
 hash), so two rollouts that read the same passages share an anchor state whatever order
@@ -231,8 +234,9 @@ class SearchEnv(TextEnv):
         "Answer questions by searching a corpus (Search-R1 tags or tool calls; EM reward)."
     )
     #: ``reward_components`` (EM and format) comes with the answer; ``gold_entities``
-    #: (the question's entity chain) with every step of the shipped world's questions.
-    info_keys: ClassVar[tuple[str, ...]] = ("reward_components", "gold_entities")
+    #: (the question's entity chain) with every step of the shipped world's questions;
+    #: ``gold_answer`` (the first gold answer, for IGPO's information gain) with every step.
+    info_keys: ClassVar[tuple[str, ...]] = ("reward_components", "gold_entities", "gold_answer")
     #: Raw responses with long reasoning are fine; the query itself is limited separately.
     max_action_chars: ClassVar[int] = 16384
 
@@ -424,6 +428,8 @@ class SearchEnv(TextEnv):
         }
         if self._row is not None and self._row.entities:
             info["gold_entities"] = list(self._row.entities)
+        if self._row is not None:  # IGPO scores the policy's belief in it each turn
+            info["gold_answer"] = self._row.golden_answers[0]
         return info
 
     # ------------------------------------------------------------ state
