@@ -21,6 +21,12 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
         layers: int = typer.Option(2, help="Transformer blocks."),
         hidden: int = typer.Option(128, help="Hidden size, a multiple of 64 (head size 64)."),
+        intermediate: int | None = typer.Option(
+            None,
+            min=1,
+            help="MLP inner size (default 4 x hidden); --layers 24 --hidden 1152 "
+            "--intermediate 4608 makes about 0.5B parameters.",
+        ),
         vocab_size: int = typer.Option(2048, help="Tokenizer vocabulary, special tokens included."),
         max_positions: int = typer.Option(4096, help="Context length."),
         episodes: int = typer.Option(256, help="Episodes played per environment for the corpus."),
@@ -70,6 +76,7 @@ def register(app: typer.Typer) -> None:
                     hidden=hidden,
                     vocab_size=vocab_size,
                     max_positions=max_positions,
+                    intermediate=intermediate,
                     seed=seed,
                     on_stage=lambda stage: status.update(stage),
                 )
