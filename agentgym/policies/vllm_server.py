@@ -154,8 +154,9 @@ class VLLMServerPolicy(Policy):
         transfer: how the bytes of a push travel: ``pull`` (each server fetches them from
             a small HTTP server in this process, which the servers must be able to reach)
             or ``inline`` (base64 inside the requests; slower for large models).
-        payload_bind: the address the ``pull`` payload server listens on (all interfaces
-            by default; ``127.0.0.1`` when every server is on this machine).
+        payload_bind: the address the ``pull`` payload server listens on; default
+            ``127.0.0.1`` when every server is on this machine (loopback URLs), else all
+            interfaces (``0.0.0.0``).
     """
 
     trainable = True
@@ -185,7 +186,7 @@ class VLLMServerPolicy(Policy):
         wire_dtype: str | None = None,
         pause_mode: str = "wait",
         transfer: str = "pull",
-        payload_bind: str = "0.0.0.0",
+        payload_bind: str | None = None,
     ) -> None:
         super().__init__(spec)
         urls, count = _server_list(servers)
@@ -248,8 +249,8 @@ class VLLMServerPolicy(Policy):
                     )
                     self._slots.append(ServerSlot(process.url, process=process))
                 for slot in self._slots:  # they start side by side
-                    assert slot.process is not None
-                    slot.process.wait_ready(start_timeout)
+                    if slot.process is not None:
+                        slot.process.wait_ready(start_timeout)
             else:
                 self._slots.extend(ServerSlot(url) for url in urls)
             self._slots_free = asyncio.Semaphore(concurrency * len(self._slots))
@@ -494,7 +495,11 @@ class VLLMServerPolicy(Policy):
             await self._post_all("/update_weights", [chunk.inline_body()] * len(self._slots))
             return
         if self._payloads is None:
-            self._payloads = PayloadServer(self.payload_bind)
+            bind = self.payload_bind
+            if bind is None:
+                local = all(_is_loopback(slot.url) for slot in self._slots)
+                bind = "127.0.0.1" if local else "0.0.0.0"
+            self._payloads = PayloadServer(bind)
         key = self._payloads.publish(chunk)
         try:
             bodies = [
@@ -626,3 +631,16 @@ def _local_address(url: str) -> str:
     with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=10) as sock:
         host = str(sock.getsockname()[0])
     return f"[{host}]" if ":" in host else host
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
