@@ -199,3 +199,15 @@ def test_train_tokenizer_alone_carries_the_template() -> None:
         [{"role": "user", "content": "up"}], tokenize=False, add_generation_prompt=True
     )
     assert ids == "<|im_start|>user\nup<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_cli_sizes_the_mlp_with_intermediate(tmp_path: Path) -> None:
+    from transformers import AutoConfig
+
+    args = ["model", "tiny", "--env", "FrozenLake-v0", "--out", str(tmp_path / "m")]
+    sizes = ["--layers", "1", "--hidden", "64", "--intermediate", "96", "--episodes", "4"]
+    result = CliRunner().invoke(app, [*args, *sizes, "--vocab-size", "300"])
+    assert result.exit_code == 0, result.output
+    assert AutoConfig.from_pretrained(tmp_path / "m").intermediate_size == 96
+    result = CliRunner().invoke(app, [*args, "--intermediate", "0"])
+    assert result.exit_code != 0 and "--intermediate" in result.output
