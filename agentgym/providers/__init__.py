@@ -7,7 +7,9 @@ Built in (registered on import):
   ``arena_score``;
 * ``turn_judge`` (:mod:`.judged`) -- MAPO's per-turn judge scores -> ``judge_score``;
 * ``gold_belief`` (:mod:`.info_gain`) -- IGPO's belief in the gold answer per turn ->
-  ``info_gain``, ``gold_belief``.
+  ``info_gain``, ``gold_belief``;
+* ``spo_tracker`` (:mod:`.spo`) -- SPO's per-task Beta value tracker -> ``spo_baseline``
+  (and the ``spo`` task sampler).
 """
 
 from agentgym.providers.base import (
@@ -37,4 +39,4 @@ __all__ = [
 ]
 
 # The built-in providers register on import, after every name they use is defined.
-from agentgym.providers import info_gain, judged  # noqa: F401
+from agentgym.providers import info_gain, judged, spo  # noqa: F401
