@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from agentgym.env import SPLITS
 from agentgym.policies import (  # re-exported: the evaluation API has always offered them
+    MODEL_KINDS,
     RUN_CHECKPOINT,
     resolve_policy_spec,
     run_checkpoint_model,
@@ -32,7 +33,6 @@ __all__ = [
     "run_checkpoint_model",
 ]
 
-_MODEL_KINDS = ("hf", "vllm")
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def training_run_of(spec: str) -> Path | None:
     from agentgym.runs import find_run
 
     kind, sep, target = spec.partition(":")
-    return find_run(Path(target if sep and kind in _MODEL_KINDS else spec))
+    return find_run(Path(target if sep and kind in MODEL_KINDS else spec))
 
 
 def run_defaults(spec: str, split: str = "test") -> dict[str, Any]:

@@ -94,7 +94,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
 #: Where a training run keeps the model directory of its newest checkpoint, relative to
 #: the run directory.
 RUN_CHECKPOINT = RunDir(".").latest_model
-_MODEL_KINDS = ("hf", "vllm", "vllm_server")
+#: Policy kinds whose target is a model directory (a training run stands for its model).
+MODEL_KINDS = ("hf", "vllm", "vllm_server")
 
 
 def run_checkpoint_model(path: Path) -> Path | None:
@@ -118,7 +119,7 @@ def resolve_policy_spec(spec: str) -> str:
     used); a bare directory means ``hf``. Other specs come back unchanged.
     """
     kind, sep, target = spec.partition(":")
-    if sep and kind in _MODEL_KINDS:
+    if sep and kind in MODEL_KINDS:
         path = Path(target)
     elif not sep and spec not in _NO_TARGET and Path(spec).exists():
         kind, path = "hf", Path(spec)
