@@ -38,6 +38,7 @@ from agentgym.config.settings import (
 from agentgym.evaluation.metrics import summarize
 from agentgym.policies import Policy
 from agentgym.rollout import RolloutEngine, TaskRequest, sample_tasks
+from agentgym.rollout.strategies import whole_episodes
 from agentgym.runs import RunDir, RunDirError, prepare_new, write_json
 from agentgym.shaping import build_shapers
 from agentgym.trainers import distributed as dist
@@ -309,7 +310,9 @@ def _train(
     )
     spec = env_spec(cfg)
     train_engine = cleanup.enter_context(
-        contextlib.closing(build_engine(cfg, policy, sampling_params(cfg.policy.sampling)))
+        contextlib.closing(
+            build_engine(cfg, policy, sampling_params(cfg.policy.sampling), training=True)
+        )
     )
     val_engine = cleanup.enter_context(
         contextlib.closing(
@@ -490,7 +493,8 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
 
     # one batch, read top to bottom
     batch = IterationBatch.from_rollouts(iteration, trajectories)
-    batch.metrics.update(summarize(trajectories, "train/", by_type=False))
+    # success rates of whole episodes (a local strategy's re-rolls start mid-episode)
+    batch.metrics.update(summarize(whole_episodes(trajectories), "train/", by_type=False))
     batch.metrics.update(engine.stats.as_metrics("perf/rollout_"))
     batch.shape_rewards(parts.shapers)
     methods.provide(batch)  # input providers: judges, the policy's own log-probs, critics

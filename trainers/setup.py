@@ -40,9 +40,21 @@ __all__ = [
 
 
 def build_engine(
-    cfg: TrainConfig, policy: Policy, sampling: SamplingParams, pool_size: int | None = None
+    cfg: TrainConfig,
+    policy: Policy,
+    sampling: SamplingParams,
+    pool_size: int | None = None,
+    *,
+    training: bool = False,
 ) -> RolloutEngine:
-    """A rollout engine for the configured environment, prompts and parser."""
+    """A rollout engine for the configured environment, prompts and parser. ``training``:
+    it plays with ``env.rollout.strategy`` (trees, local re-rolls); otherwise (validation,
+    tests, demonstrations) independent episodes."""
+    strategy = None
+    if training and cfg.env.rollout.strategy != "group":
+        from agentgym.rollout.strategies import make_strategy
+
+        strategy = make_strategy(str(cfg.env.rollout.strategy), cfg.env.rollout.strategy_settings())
     return build_rollout_engine(
         env_spec(cfg),
         policy,
@@ -56,6 +68,7 @@ def build_engine(
         seed=cfg.seed,
         invalid_action_penalty=cfg.env.rollout.invalid_action_penalty,
         max_prompt_tokens=cfg.env.rollout.max_prompt_tokens,
+        strategy=strategy,
     )
 
 

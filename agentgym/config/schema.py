@@ -40,6 +40,14 @@ class PromptSection:
     show_admissible: bool = True
 
 
+def _strategy_names() -> list[str]:
+    from agentgym.plugins import load_plugins
+    from agentgym.rollout.strategies import list_strategies
+
+    load_plugins()
+    return list_strategies()
+
+
 @dataclass
 class RolloutSection:
     """``env.rollout``: how groups are played.
@@ -55,6 +63,13 @@ class RolloutSection:
         timeout: seconds one env reset/step may take before its episode ends as error.
         invalid_action_penalty: added to the reward of an unparsable or rejected action.
         max_prompt_tokens: an episode whose prompt passes this ends as truncated.
+        strategy: how the training rollouts of a task are laid out (a registered rollout
+            strategy, :mod:`agentgym.rollout.strategies`): ``group`` (``n`` independent
+            episodes), ``tree`` (TreePO trees of ``n`` leaves), ``local`` (LoGo-GRPO
+            re-rolls after ``n`` global episodes). A name, or a mapping with the settings
+            (``{name: tree, roots: 2}``). Evaluation always plays independent episodes.
+        <strategy name>: that strategy's settings, e.g. ``env.rollout.tree.roots``; only
+            the chosen strategy's section is used, every one is checked.
     """
 
     n: int = 8
@@ -64,9 +79,44 @@ class RolloutSection:
     timeout: float = 60.0
     invalid_action_penalty: float = -0.1
     max_prompt_tokens: int = 2048
+    strategy: str | dict[str, Any] = "group"
+    strategies: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata={OPEN_SECTIONS: _strategy_names}
+    )
+
+    def __getattr__(self, name: str) -> dict[str, Any]:
+        # ``cfg.env.rollout.tree`` reads that strategy's section (empty when unset)
+        if name.startswith("_") or name == "strategies":
+            raise AttributeError(name)
+        if name in _strategy_names():
+            return self.strategies.get(name, {})
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def strategy_settings(self) -> dict[str, Any]:
+        """The chosen strategy's settings (its section)."""
+        return dict(self.strategies.get(str(self.strategy), {}))
 
     def __post_init__(self) -> None:
+        from agentgym.rollout.strategies import check_strategy_section
+
         _check_executor_options(self.executor, self.executor_options)
+        if isinstance(self.strategy, dict):  # {name: tree, roots: 2, ...}
+            settings = dict(self.strategy)
+            name = settings.pop("name", None)
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f"env.rollout.strategy as a mapping needs a 'name' (e.g. {{name: tree, "
+                    f"roots: 2}}), got {self.strategy!r}"
+                )
+            if settings and self.strategies.get(name):
+                raise ConfigError(
+                    f"env.rollout.strategy and env.rollout.{name} both set {name!r}'s "
+                    "settings; keep one"
+                )
+            self.strategy = name
+            if settings:
+                self.strategies = {**self.strategies, name: settings}
+        check_strategy_section(self.strategy, self.strategies)
 
 
 def _check_executor_options(executor: str, options: dict[str, Any]) -> None:

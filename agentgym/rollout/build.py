@@ -53,9 +53,12 @@ def build_engine(
     seed: int = 0,
     invalid_action_penalty: float = 0.0,
     max_prompt_tokens: int = 4096,
+    strategy: Any = None,
 ) -> RolloutEngine:
     """A rollout engine; ``parser`` and the turn limit default to the environment's.
-    ``executor_options`` are the pool backend's own arguments (``envs_per_actor``...)."""
+    ``executor_options`` are the pool backend's own arguments (``envs_per_actor``...);
+    ``strategy`` a rollout strategy (:mod:`agentgym.rollout.strategies`; ``None``:
+    independent episodes)."""
     defaults = env_defaults(spec)
     action_parser = get_parser(parser or defaults.action_parser)
     pool = make_pool(
@@ -70,4 +73,5 @@ def build_engine(
         max_steps=spec.max_steps or defaults.max_steps,
         invalid_action_penalty=invalid_action_penalty,
         max_prompt_tokens=max_prompt_tokens,
+        strategy=strategy,
     )

@@ -13,10 +13,17 @@ For B tasks x N rollouts (a *group* per task: same task, same seed), the engine 
 Chat-style prompts are kept as token ids end to end: the next prompt is the previous
 prompt ids + the response ids + the ids of the new messages, so a conversation is never
 re-tokenised and cannot drift from what was sampled.
+
+How the episodes of a task are laid out is the engine's *rollout strategy*
+(:mod:`agentgym.rollout.strategies`, ``env.rollout.strategy``): ``group`` (N independent
+episodes, the default), or strategies that branch episodes from environment snapshots
+(``tree``, ``local``). They all run on the loop above: a branch is an episode that starts
+with a ``restore`` call instead of a ``reset``.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -52,6 +59,9 @@ class RolloutStats:
     generate_calls: int = 0
     prompts_generated: int = 0
     wasted_prompts: int = 0  # prompts of finished episodes (only with generate_for_finished)
+    trajectories: int = 0  # distinct trajectories returned (a tree's leaves, re-rolls)
+    snapshots: int = 0  # environment snapshots taken (branching strategies)
+    restores: int = 0  # episodes started from a snapshot instead of a reset
 
     @property
     def seconds_other(self) -> float:
@@ -59,7 +69,12 @@ class RolloutStats:
 
     def as_metrics(self, prefix: str = "rollout/") -> dict[str, float]:
         total = max(self.seconds_total, 1e-9)
+        per_trajectory = max(self.trajectories, 1)
         return {
+            f"{prefix}tokens_per_trajectory": self.generated_tokens / per_trajectory,
+            f"{prefix}env_steps_per_trajectory": self.env_steps / per_trajectory,
+            f"{prefix}seconds_per_trajectory": self.seconds_total / per_trajectory,
+            f"{prefix}trajectories": float(self.trajectories),
             f"{prefix}seconds": self.seconds_total,
             f"{prefix}share_generate": self.seconds_generate / total,
             f"{prefix}share_env": self.seconds_env / total,
@@ -81,6 +96,8 @@ class _Episode:
     prompt: EpisodePrompt | None = None  # set at reset
     prompt_ids: list[int] | None = None  # chat style, token ids end to end
     done: bool = False
+    start: Any = None  # an EnvSnapshot: the episode starts with "restore", not "reset"
+    limit: int | None = None  # the most steps of this episode (None: the engine's max_steps)
 
 
 class RolloutEngine:
@@ -96,6 +113,9 @@ class RolloutEngine:
             engine enforces it too, since unparsable responses never reach the env).
         invalid_action_penalty: added to the reward of a step whose response did not
             parse or whose action the environment rejected (usually negative or 0).
+        strategy: how :meth:`run` lays out the episodes of a task (a rollout strategy
+            from :mod:`agentgym.rollout.strategies`); ``None``: ``group``, N independent
+            episodes.
         max_prompt_tokens: an episode whose prompt grows past this many tokens ends as
             truncated (reason ``context_length``) instead of overflowing the model.
         generate_for_finished: generate for finished episodes too and discard the result;
@@ -113,6 +133,7 @@ class RolloutEngine:
         invalid_action_penalty: float = 0.0,
         max_prompt_tokens: int = 4096,
         generate_for_finished: bool = False,
+        strategy: Any = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
@@ -121,6 +142,7 @@ class RolloutEngine:
         self.invalid_action_penalty = invalid_action_penalty
         self.max_prompt_tokens = max_prompt_tokens
         self.generate_for_finished = generate_for_finished
+        self.strategy = strategy
         self.stats = RolloutStats()
         self._hint_names = tuple(sorted(policy.wants_hints))
         self._tokenizer = policy.tokenizer
@@ -140,11 +162,50 @@ class RolloutEngine:
 
         ``on_trajectory`` is called with each trajectory as soon as it finishes (for
         writing results incrementally); ``progress`` with the number just finished.
+        With a branching :attr:`strategy`, ``n`` is the strategy's group size (a tree's
+        leaves, the global rollouts before local re-rolls); see
+        :mod:`agentgym.rollout.strategies`.
         """
         if n < 1:
             raise ValueError(f"n (rollouts per task) must be >= 1, got {n}")
+        if self.strategy is not None:
+            return self.strategy.run(
+                self,
+                tasks,
+                n,
+                group_prefix=group_prefix,
+                metadata=metadata,
+                on_trajectory=on_trajectory,
+                progress=progress,
+            )
         start = time.perf_counter()
-        episodes = [
+        episodes = self._new_episodes(tasks, n, group_prefix, metadata)
+        self._play(episodes, on_trajectory, progress)
+        self.stats.seconds_total += time.perf_counter() - start
+        return [ep.traj for ep in episodes]
+
+    def close(self) -> None:
+        """Release the env pool. The policy is left open: engines may share one (the
+        trainer's rollout and validation engines do); close it separately."""
+        self.pool.close()
+
+    def __enter__(self) -> RolloutEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ for strategies
+
+    def _new_episodes(
+        self,
+        tasks: Sequence[TaskRequest],
+        n: int,
+        group_prefix: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> list[_Episode]:
+        """``n`` fresh episodes per task (trajectory ``{prefix}{t}:{task}/{k}``)."""
+        return [
             _Episode(
                 Trajectory(
                     env_id=self.pool.spec.env_id,
@@ -160,6 +221,20 @@ class RolloutEngine:
             for t, req in enumerate(tasks)
             for k in range(n)
         ]
+
+    def _play(
+        self,
+        episodes: list[_Episode],
+        on_trajectory: Callable[[Trajectory], None] | None = None,
+        progress: Callable[[int], None] | None = None,
+        after_turn: Callable[[list[_Episode]], list[_Episode]] | None = None,
+    ) -> None:
+        """Play ``episodes`` to the end, as many at once as the pool has slots.
+
+        ``after_turn(active)``, called after every turn with the episodes that took it
+        (finished ones included, ``done`` set), returns new episodes to play (branches,
+        usually starting from a snapshot); they join ``episodes`` and start first.
+        """
         pending = deque(episodes)
         free = deque(range(self.pool.size))
         active: list[_Episode] = []
@@ -178,6 +253,10 @@ class RolloutEngine:
             if not active:
                 continue
             self._turn(active, episodes)
+            if after_turn is not None:
+                branches = after_turn(active)
+                episodes.extend(branches)
+                pending.extendleft(reversed(branches))
             still = []
             for ep in active:
                 if ep.done:
@@ -185,19 +264,43 @@ class RolloutEngine:
                 else:
                     still.append(ep)
             active = still
-        self.stats.seconds_total += time.perf_counter() - start
-        return [ep.traj for ep in episodes]
 
-    def close(self) -> None:
-        """Release the env pool. The policy is left open: engines may share one (the
-        trainer's rollout and validation engines do); close it separately."""
-        self.pool.close()
+    def _snapshots(self, episodes: Sequence[_Episode]) -> list[Any]:
+        """The env snapshot of each (running) episode's slot; ``None`` where it failed."""
+        if not episodes:
+            return []
+        outcomes = self._env([EnvCall(ep.slot, "snapshot") for ep in episodes])
+        self.stats.snapshots += sum(1 for out in outcomes if out.error is None)
+        return [None if out.error else out.snapshot for out in outcomes]
 
-    def __enter__(self) -> RolloutEngine:
-        return self
+    def _branch(
+        self, ep: _Episode, snapshot: Any, traj_id: str, fresh: bool = False, **meta: Any
+    ) -> _Episode:
+        """A new episode that continues ``ep`` from ``snapshot`` (its env state now).
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        The branch shares ``ep``'s steps so far (the same :class:`Step` objects: stored
+        once) unless ``fresh``, when it starts with no steps (a local re-roll recorded as
+        a trajectory of its own); its prompt state is a copy of ``ep``'s.
+        """
+        traj = copy.copy(ep.traj)
+        traj.traj_id = traj_id
+        traj.steps = [] if fresh else list(ep.traj.steps)
+        traj.metadata = {**ep.traj.metadata, **meta}
+        prompt = copy.copy(ep.prompt)
+        for name, value in vars(prompt).items():  # lists/dicts it appends to: its own
+            if isinstance(value, list | dict):
+                setattr(prompt, name, copy.copy(value))
+        return _Episode(
+            traj,
+            ep.request,
+            observation=ep.observation,
+            info=dict(ep.info),
+            hints=dict(ep.hints),
+            prompt=prompt,
+            prompt_ids=None if ep.prompt_ids is None else list(ep.prompt_ids),
+            start=snapshot,
+            limit=ep.limit,
+        )
 
     # ------------------------------------------------------------------ internals
 
@@ -216,9 +319,19 @@ class RolloutEngine:
                 options={"task_id": ep.request.task_id},
                 hints=self._hint_names,
             )
+            if ep.start is None
+            else EnvCall(ep.slot, "restore", snapshot=ep.start, hints=self._hint_names)
             for ep in starting
         ]
         for ep, out in zip(starting, self._env(calls), strict=True):
+            if ep.start is not None:  # a branch: its prompt and observation came with it
+                ep.start = None
+                self.stats.restores += 1
+                if out.error:
+                    self._fail(ep, f"restore failed: {out.error}")
+                else:
+                    ep.hints = out.hints
+                continue
             if out.error:
                 self._fail(ep, f"reset failed: {out.error}")
                 continue
@@ -367,7 +480,7 @@ class RolloutEngine:
 
     def _advance(self, ep: _Episode, step: Step, observation: str, info: dict[str, Any]) -> None:
         """Move the episode to its next turn (or end it at the step limit)."""
-        if len(ep.traj.steps) >= self.max_steps:
+        if len(ep.traj.steps) >= (self.max_steps if ep.limit is None else ep.limit):
             step.truncated = True
             ep.traj.status = "truncated"
             ep.done = True
@@ -397,6 +510,7 @@ class RolloutEngine:
     def _finish(self, ep: _Episode, free: deque, on_trajectory, progress) -> None:
         if ep.traj.status == "running":
             ep.traj.status = "truncated"
+        self.stats.trajectories += 1
         free.append(ep.slot)
         if on_trajectory is not None:
             on_trajectory(ep.traj)

@@ -16,6 +16,13 @@ One interface, :class:`EnvPool`, with four built-in backends (``env.rollout.exec
 Other backends register with :func:`register_pool`. Every call returns an
 :class:`EnvOutcome` and never raises for an environment's failure: an env that raises or
 hangs yields ``EnvOutcome(error=...)`` and the run goes on.
+
+Calls are ``reset`` and ``step`` (an episode), and ``snapshot`` and ``restore`` (rollouts
+that branch, :mod:`agentgym.rollout.strategies`): ``snapshot`` answers with the slot's
+:class:`~agentgym.snapshots.EnvSnapshot` in ``EnvOutcome.snapshot``, and ``restore`` puts a
+snapshot into a slot, which then continues that episode (it starts cleanly, like a reset,
+on a slot whose worker was restarted). Snapshots are picklable, so they travel to worker
+processes and Ray actors inside the calls and outcomes like everything else.
 """
 
 from __future__ import annotations
@@ -54,20 +61,28 @@ class EnvSpec:
         return make(self.env_id, max_steps=self.max_steps, **self.kwargs)
 
 
+#: The kinds of :class:`EnvCall`; ``reset`` and ``restore`` start an episode in a slot.
+CALL_KINDS = ("reset", "step", "snapshot", "restore")
+STARTS_EPISODE = ("reset", "restore")
+
+
 @dataclass(frozen=True)
 class EnvCall:
-    """One request to a slot: ``reset`` (with ``seed``/``options``) or ``step`` (``action``).
+    """One request to a slot: ``reset`` (with ``seed``/``options``), ``step`` (``action``),
+    ``snapshot`` (save the slot's episode) or ``restore`` (``snapshot``: continue a saved
+    episode in this slot).
 
     ``hints`` names what to compute after the call for hint policies (``expert_action``,
     ``random_action``).
     """
 
     slot: int
-    kind: str  # "reset" | "step"
+    kind: str  # one of CALL_KINDS
     action: str | None = None
     seed: int | None = None
     options: dict[str, Any] | None = None
     hints: tuple[str, ...] = ()
+    snapshot: Any = None  # an EnvSnapshot, for "restore"
 
 
 @dataclass
@@ -82,6 +97,7 @@ class EnvOutcome:
     hints: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    snapshot: Any = None  # the EnvSnapshot a "snapshot" call took
 
 
 def run_call(env, call: EnvCall, rng: np.random.Generator) -> EnvOutcome:
@@ -94,8 +110,19 @@ def run_call(env, call: EnvCall, rng: np.random.Generator) -> EnvOutcome:
         elif call.kind == "step":
             obs, reward, terminated, truncated, info = env.step(call.action)
             out = EnvOutcome(obs, float(reward), bool(terminated), bool(truncated), info)
+        elif call.kind == "snapshot":
+            from agentgym.snapshots import snapshot
+
+            out = EnvOutcome(snapshot=snapshot(env))
+            out.seconds = time.perf_counter() - start
+            return out
+        elif call.kind == "restore":
+            from agentgym.snapshots import restore
+
+            restore(env, call.snapshot)
+            out = EnvOutcome()
         else:
-            raise ValueError(f"unknown call kind {call.kind!r}")
+            raise ValueError(f"unknown call kind {call.kind!r}; expected one of {CALL_KINDS}")
         if not (out.terminated or out.truncated):
             base = env.unwrapped
             for hint in call.hints:
@@ -117,7 +144,8 @@ class EnvSlots:
     """The environments of some slots, each built on first use.
 
     An env whose call failed is not trusted again: it is closed and the slot gets a fresh
-    one at its next call. Random-action hints draw from one generator per slot, seeded
+    one at its next call (except after a failed ``snapshot``, which leaves the episode as
+    it was). Random-action hints draw from one generator per slot, seeded
     ``[seed, slot]``, so runs do not depend on how slots are spread over workers. Every
     pool keeps its envs in one of these, wherever it runs them (in-process, in a worker
     process, in a Ray actor).
@@ -136,7 +164,7 @@ class EnvSlots:
             except Exception as exc:
                 return EnvOutcome(error=f"could not build the env: {type(exc).__name__}: {exc}")
         result = run_call(env, call, self._rngs[call.slot])
-        if result.error:
+        if result.error and call.kind != "snapshot":  # saving a state changes nothing
             self.drop(call.slot)
         return result
 
@@ -302,7 +330,7 @@ class ProcessPool(EnvPool):
             by_worker: dict[int, list[int]] = {}
             for i, call in enumerate(calls):
                 if call.slot in self._lost:
-                    if call.kind != "reset":
+                    if call.kind not in STARTS_EPISODE:
                         out[i] = EnvOutcome(error=_LOST)
                         continue
                     self._lost.discard(call.slot)  # a new episode starts cleanly

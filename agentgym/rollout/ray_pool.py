@@ -46,7 +46,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentgym.errors import AgentGymError, ConfigError
-from agentgym.rollout.executor import EnvCall, EnvOutcome, EnvPool, EnvSlots, EnvSpec
+from agentgym.rollout.executor import (
+    STARTS_EPISODE,
+    EnvCall,
+    EnvOutcome,
+    EnvPool,
+    EnvSlots,
+    EnvSpec,
+)
 
 INSTALL_HINT = "pip install 'agentgym[distributed]' (or pip install 'ray>=2.30')"
 
@@ -233,7 +240,7 @@ class RayPool(EnvPool):
             batches: dict[int, list[int]] = {}
             for i, call in enumerate(calls):
                 lost = self._lost.pop(call.slot, None)
-                if lost is not None and call.kind != "reset":
+                if lost is not None and call.kind not in STARTS_EPISODE:
                     out[i] = EnvOutcome(error=lost)
                 else:
                     batches.setdefault(self._owner[call.slot], []).append(i)
@@ -387,7 +394,7 @@ class RayPool(EnvPool):
     def _track(self, call: EnvCall, result: EnvOutcome) -> None:
         if result.error or result.terminated or result.truncated:
             self._live.discard(call.slot)
-        elif call.kind == "reset":
+        elif call.kind in STARTS_EPISODE:
             self._live.add(call.slot)
 
     def _replace(
