@@ -334,7 +334,7 @@ def _train(
         else []
     )
     for name, tasks, asked in (
-        (cfg.trainer.val_split, val_tasks, cfg.trainer.val_tasks),
+        (cfg.trainer.val_split, val_tasks if cfg.trainer.val_every else [], cfg.trainer.val_tasks),
         ("test", test_tasks, cfg.trainer.test_tasks),
     ):
         if tasks and len(tasks) < asked:
@@ -455,6 +455,7 @@ def _sft(
         cfg.env.prompt.style,
         only_successful=cfg.sft.only_successful,
         prompts=prompt_builder(cfg),
+        prompt_loss=cfg.sft.prompt_loss,
     )
     bar = progress.task("SFT", total=cfg.sft.epochs * -(-len(samples) // cfg.sft.batch_size))
     metrics = sft_train(
