@@ -112,13 +112,16 @@ def sft_samples(
     style: str = "window",
     only_successful: bool = True,
     prompts: PromptBuilder | None = None,
+    prompt_loss: float = 0.0,
 ) -> list[Sample]:
     """One sample per step (window) or per trajectory (chat), tokenized with ``tokenizer``.
 
     With ``prompts`` the prompts are rebuilt with those templates (see
     :func:`episode_prompts`), so demonstrations from any source teach the format RL
-    samples in. Responses are the text encoded plus the end-of-turn token.
+    samples in. Responses are the text encoded plus the end-of-turn token. The loss mask
+    is 1 on response tokens and ``prompt_loss`` on prompt tokens (0: responses only).
     """
+    w = float(prompt_loss)
     end = _end_ids(tokenizer)
     samples: list[Sample] = []
     for i, traj in enumerate(trajectories):
@@ -127,14 +130,14 @@ def sft_samples(
         prompt_ids = prompt_ids_per_step(traj, tokenizer, prompts)
         if style == "chat" and traj.steps:
             ids: list[int] = []
-            mask: list[int] = []
+            mask: list[float] = []
             # Render turn by turn so every assistant turn's span is known exactly.
             for step, prompt in zip(traj.steps, prompt_ids, strict=True):
                 if prompt[: len(ids)] != ids:  # the template rewrote history: fall back
                     ids, mask = [], []
                     break
                 response = list(tokenizer.encode(step.response_text, add_special_tokens=False))
-                mask += [0] * (len(prompt) - len(ids)) + [1] * (len(response) + len(end))
+                mask += [w] * (len(prompt) - len(ids)) + [1] * (len(response) + len(end))
                 ids = prompt + response + end
             if ids:
                 samples.append(_sample(ids, mask, i))
@@ -142,12 +145,12 @@ def sft_samples(
         for t, (step, prompt) in enumerate(zip(traj.steps, prompt_ids, strict=True)):
             response = list(tokenizer.encode(step.response_text, add_special_tokens=False)) + end
             samples.append(
-                _sample(prompt + response, [0] * len(prompt) + [1] * len(response), i, t)
+                _sample(prompt + response, [w] * len(prompt) + [1] * len(response), i, t)
             )
     return samples
 
 
-def _sample(ids: list[int], mask: list[int], traj: int, step: int = -1) -> Sample:
+def _sample(ids: list[int], mask: list[float], traj: int, step: int = -1) -> Sample:
     return Sample(
         input_ids=ids,
         mask=mask,

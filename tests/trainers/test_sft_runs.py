@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from agentgym.cli import app
 from agentgym.config import save_config
+from agentgym.policies import SamplingParams
 from agentgym.trainers.health import InvalidActionWatch
 from agentgym.trainers.rl import train
 from agentgym.trainers.tracking import read_metrics
@@ -134,3 +135,26 @@ def test_invalid_action_watch_warns_once_per_streak() -> None:
         assert metrics["health/invalid_streak"] == watch.streak
     assert warned == [2, 7]  # the third bad iteration of each streak, once
     assert watch.update({"train/success": 0.5}) is None  # no rate, no change
+
+
+def test_prompt_loss_weights_the_prompt_tokens(tiny_frozenlake_model: Path) -> None:
+    """sft.prompt_loss puts that weight on prompt tokens and 1 on response tokens."""
+    from transformers import AutoTokenizer
+
+    from agentgym.config.settings import env_spec, prompt_builder
+    from agentgym.policies.builtin import ExpertPolicy
+    from agentgym.rollout import sample_tasks
+    from agentgym.trainers.setup import build_engine
+    from agentgym.trainers.sft import sft_samples
+
+    cfg = small_config(Path("unused"), "env.prompt.style=chat")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_frozenlake_model)
+    engine = build_engine(cfg, ExpertPolicy("expert"), SamplingParams())
+    demos = engine.run(sample_tasks(env_spec(cfg), "train", 2, seed=0))
+    engine.close()
+    plain = sft_samples(demos, tokenizer, "chat", prompts=prompt_builder(cfg))
+    weighted = sft_samples(demos, tokenizer, "chat", prompts=prompt_builder(cfg), prompt_loss=0.25)
+    for a, b in zip(plain, weighted, strict=True):
+        assert a.input_ids == b.input_ids
+        assert [0.25 if m == 0 else m for m in a.mask] == b.mask
+        assert set(a.mask) == {0, 1}
