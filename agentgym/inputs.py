@@ -13,6 +13,8 @@ input                info key that carries it     without it
 ``num_tool_calls``   ``num_tool_calls``           0
 ``stratum``          ``stratum``                  the trajectory's number of tool calls
 ``success``          ``success``                  always available
+``node``             (the rollout's tree)         every row its own node
+``branch``           (the rollout's re-rolls)     -1: every trajectory starts at reset
 ``reward_components`` ``reward_components``       refused: an env must report them
 any other name X     ``X`` (after each step)      refused: an env must report it
 ===================  ===========================  =========================================
@@ -58,6 +60,18 @@ _BUILTIN: dict[str, InputInfo] = {
             "stratum", "stratum", True, "a structural key; default: the number of tool calls"
         ),
         InputInfo("success", "success", True, "whether the row's trajectory succeeded"),
+        InputInfo(
+            "node",
+            None,
+            True,
+            "the stored step (tree node) of the row: equal where trajectories share a step",
+        ),
+        InputInfo(
+            "branch",
+            None,
+            True,
+            "the source step a local re-roll starts from; -1 for episodes from reset",
+        ),
         InputInfo(
             "reward_components",
             "reward_components",

@@ -399,6 +399,39 @@ class StepColumns:
         per_traj = np.array([bool(t.success) for t in self.trajectories], dtype=bool)
         return per_traj[self.traj] if per_traj.size else np.zeros(0, dtype=bool)
 
+    @cached_property
+    def node(self) -> np.ndarray:
+        """int64: the id of the row's *stored step* (a node of a rollout tree). Rows of one
+        step that several trajectories share (the common prefix of a ``tree`` rollout's
+        leaves, from ``metadata["nodes"]``) have the same id; every other row its own.
+        Ids are dense, ``0 .. n_nodes - 1``."""
+        codes: dict[tuple[str, int], int] = {}
+        out = np.empty(len(self), dtype=np.int64)
+        row = 0
+        for traj in self.trajectories:
+            nodes = traj.metadata.get("nodes")
+            shared = isinstance(nodes, list) and len(nodes) == len(traj.steps)
+            for s in range(len(traj.steps)):
+                key = (traj.group_id, int(nodes[s])) if shared else ("", -1 - row)
+                out[row] = codes.setdefault(key, len(codes))
+                row += 1
+        return out
+
+    @property
+    def has_shared_steps(self) -> bool:
+        """Whether some rows share a stored step (:attr:`node`): tree rollouts."""
+        return bool(len(self)) and int(self.node.max()) + 1 < len(self)
+
+    @cached_property
+    def branch(self) -> np.ndarray:
+        """int64: for rows of a local re-roll (a trajectory that starts at an intermediate
+        state of another, ``metadata["branch_step"]``), the step of the source trajectory
+        it branched at; -1 for rows of trajectories that start at the task's reset."""
+        per_traj = np.array(
+            [int(t.metadata.get("branch_step", -1)) for t in self.trajectories], dtype=np.int64
+        )
+        return per_traj[self.traj] if per_traj.size else np.zeros(0, dtype=np.int64)
+
     def column(self, name: str) -> np.ndarray:
         """The per-row column ``name``: an attribute above, or ``info[name]`` of each step
         (the info the env returned after that step's action)."""

@@ -157,10 +157,20 @@ class IterationBatch:
         self.metrics["train/kept_group_share"] = float(self.keep.mean()) if self.keep.size else 0.0
 
     def step_advantages(self) -> list[list[float]]:
-        """``[trajectory][step]`` advantages of the usable trajectories."""
+        """``[trajectory][step]`` advantages of the usable trajectories.
+
+        A step that several trajectories share (the common prefix of a tree rollout's
+        leaves, one ``node``) is stored and trained once: it gets the mean of its rows'
+        advantages, the same in every trajectory that holds it.
+        """
+        advantages = self.advantages
+        if self.columns.has_shared_steps:
+            node = self.columns.node
+            count = np.bincount(node)
+            advantages = (np.bincount(node, weights=advantages) / count)[node]
         per_traj: list[list[float]] = [[0.0] * len(t.steps) for t in self.usable]
         for row, (t, s) in enumerate(zip(self.columns.traj, self.columns.step, strict=True)):
-            per_traj[t][s] = float(self.advantages[row])
+            per_traj[t][s] = float(advantages[row])
         return per_traj
 
     def build_samples(self, style: str) -> None:
@@ -170,10 +180,17 @@ class IterationBatch:
         chosen = [i for i in range(len(self.usable)) if self.keep[i]]
         traj_group = np.zeros(len(self.usable), dtype=np.int64)
         traj_group[self.columns.traj] = self.columns.group
+        nodes = None
+        if self.columns.has_shared_steps:  # shared steps: trained once (their first holder)
+            per_traj_nodes = np.split(
+                self.columns.node, np.cumsum([len(t.steps) for t in self.usable])
+            )
+            nodes = [per_traj_nodes[i].tolist() for i in chosen]
         self.samples = build_samples(
             [self.usable[i] for i in chosen],
             [per_traj[i] for i in chosen],
             style,
             groups=[int(traj_group[i]) for i in chosen],
+            nodes=nodes,
         )
         self.metrics["train/samples"] = float(len(self.samples))

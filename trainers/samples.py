@@ -87,19 +87,34 @@ def build_samples(
     step_advantages: Sequence[Sequence[float]],
     style: str = "window",
     groups: Sequence[int] | None = None,
+    nodes: Sequence[Sequence[int]] | None = None,
 ) -> list[Sample]:
     """Samples for training; ``step_advantages[i][t]`` is step ``t`` of trajectory ``i``.
 
     ``groups[i]``, when given, is trajectory ``i``'s task-group index (else its
-    ``group_id`` is interned here).
+    ``group_id`` is interned here). ``nodes[i][t]``, when given, names the stored step
+    behind step ``t`` of trajectory ``i`` (``StepColumns.node``): a step that several
+    trajectories share (a tree's common prefix) is trained once, in the first trajectory
+    that holds it (window style: one sample; chat style: its tokens stay in the later
+    trajectories' contexts, masked out).
     """
     samples: list[Sample] = []
     codes: dict[str, int] = {}
     if groups is None:
         groups = [codes.setdefault(t.group_id, len(codes)) for t in trajectories]
+    trained: set[int] = set()
 
     def group_of(i: int) -> int:
         return int(groups[i])
+
+    def first_time(i: int, t: int) -> bool:
+        if nodes is None:
+            return True
+        node = int(nodes[i][t])
+        if node in trained:
+            return False
+        trained.add(node)
+        return True
 
     for i, (traj, advs) in enumerate(zip(trajectories, step_advantages, strict=True)):
         if style == "chat" and traj.steps and _is_prefix_chain(traj):
@@ -110,6 +125,8 @@ def build_samples(
             mask, adv_row, lp_row = [0] * len(ids), [0.0] * len(ids), [np.nan] * len(ids)
             segment = [-1] * len(ids)
             for t, step in enumerate(traj.steps):
+                if not first_time(i, t):
+                    continue
                 start, r = len(step.prompt_ids), len(step.response_ids)
                 lps = step.response_logprobs if len(step.response_logprobs) == r else [np.nan] * r
                 for j in range(r):
@@ -117,11 +134,14 @@ def build_samples(
                     adv_row[start + j] = float(advs[t])
                     lp_row[start + j] = float(lps[j])
                     segment[start + j] = t
-            samples.append(
-                Sample(ids, mask, adv_row, lp_row, i, group=group_of(i), segment=segment)
-            )
+            if any(mask):
+                samples.append(
+                    Sample(ids, mask, adv_row, lp_row, i, group=group_of(i), segment=segment)
+                )
             continue
         for t in range(len(traj.steps)):
+            if not first_time(i, t):
+                continue
             sample = _step_sample(i, t, traj, float(advs[t]))
             if sample is not None:
                 sample.group = group_of(i)
