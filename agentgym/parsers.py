@@ -16,6 +16,8 @@ Built in:
 ``tool_call``     Hermes/Qwen ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``;
                   passed on as canonical JSON ``{"name": ..., "arguments": ...}``.
 ``raw``           the whole response, stripped.
+``hiper``         HiPER's ``<switch>KEEP|SWITCH</switch><subgoal>..</subgoal><action>..</action>``
+                  (:mod:`agentgym.providers.hiper`); the action is the last ``<action>``.
 
 Add one with :func:`register_parser`.
 """
@@ -257,6 +259,8 @@ def register_parser(name: str) -> Callable[[type[ActionParser]], type[ActionPars
 
 for _cls in (ThinkActionParser, SearchR1Parser, ToolCallParser, RawParser):
     register_parser(_cls.name)(_cls)
+# HiPER's plan-execute format (switch/subgoal/action) lives with its critic; loaded on use.
+PARSERS.register("hiper", "agentgym.providers.hiper:HiPERParser")
 
 
 def get_parser(name: str) -> ActionParser:

@@ -9,7 +9,10 @@ Built in (registered on import):
 * ``gold_belief`` (:mod:`.info_gain`) -- IGPO's belief in the gold answer per turn ->
   ``info_gain``, ``gold_belief``;
 * ``spo_tracker`` (:mod:`.spo`) -- SPO's per-task Beta value tracker -> ``spo_baseline``
-  (and the ``spo`` task sampler).
+  (and the ``spo`` task sampler);
+* ``critic`` (:mod:`.critic`) -- a value model for ``gae`` -> ``value``;
+* ``hiper_critic`` (:mod:`.hiper`) -- HiPER's two-head critic -> ``value_low``,
+  ``value_high``, ``switch`` (and A^H on subgoal tokens).
 """
 
 from agentgym.providers.base import (
@@ -39,4 +42,4 @@ __all__ = [
 ]
 
 # The built-in providers register on import, after every name they use is defined.
-from agentgym.providers import info_gain, judged, spo  # noqa: F401
+from agentgym.providers import critic, hiper, info_gain, judged, spo  # noqa: F401

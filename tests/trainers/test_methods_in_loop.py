@@ -213,3 +213,76 @@ def test_the_spo_tracker_survives_sigkill_and_resume(
         # resume (the trainer's own watch, not SPO's state): left out
         for key in (k for k in a[it] if not k.startswith("health/")):
             assert b[it][key] == pytest.approx(a[it][key], rel=1e-5, abs=1e-7), (it, key)
+
+
+def test_gae_checkpoints_hold_the_critic_and_a_resumed_run_continues_exactly(
+    tmp_path: Path, tiny_frozenlake_model: Path
+) -> None:
+    """Two iterations, then a resume to three, log what three iterations in one go log:
+    the critic (weights and optimizer) comes back from the checkpoint."""
+    import torch
+
+    gae = [
+        f"policy.model={tiny_frozenlake_model}",
+        "sft.enabled=false",
+        "trainer.val_every=0",
+        "trainer.test_tasks=0",
+        "trainer.save_every=1",
+        "trainer.plots=false",
+        "env.rollout.n=2",
+        "algorithm.adv_estimator=gae",
+        "algorithm.providers={critic: {lr: 0.001}}",
+    ]
+
+    def learning(run: Path) -> dict[int, dict]:
+        return {
+            r["iteration"]: {k: v for k, v in r.items() if not k.startswith(("perf/", "health/"))
+                             and "seconds" not in k}
+            for r in read_metrics(run)
+            if "train/success" in r
+        }  # fmt: skip
+
+    straight = train(small_config(tmp_path / "a", *gae, "trainer.total_iterations=3"))
+    first = train(small_config(tmp_path / "b", *gae, "trainer.total_iterations=2"))
+    state = torch.load(
+        Path(first.run_dir) / "checkpoints" / "iter_000002" / "trainer_state.pt", weights_only=False
+    )
+    saved = {p["name"]: p["state"] for p in state["methods"]["providers"]}
+    assert any(k.startswith("head.") for k in saved["critic"]["model"])
+    assert saved["critic"]["optimizer"]["state"]  # Adam moments after two updates
+    train(small_config(tmp_path / "b", *gae, "trainer.total_iterations=3"), resume=True)
+    a, b = learning(Path(straight.run_dir)), learning(tmp_path / "b")
+    assert sorted(a) == sorted(b) == [1, 2, 3]
+    assert "critic/value_loss" in a[3]
+    for key in a[3]:
+        assert b[3][key] == pytest.approx(a[3][key], rel=1e-5, abs=1e-7), key
+
+
+def test_hiper_trains_on_its_plan_execute_format_after_sft(
+    tmp_path: Path, tiny_frozenlake_model: Path
+) -> None:
+    """SFT on expert demonstrations rendered in HiPER's format, then one HiPER iteration:
+    the responses carry subgoals, which get the high-level advantage."""
+    cfg = small_config(
+        tmp_path / "run",
+        "policy.model=tiny",  # a tokenizer that learnt the format's tags
+        "policy.tiny.episodes=8",
+        "sft.enabled=true",
+        "sft.epochs=15",
+        "sft.tasks=64",
+        "sft.lr=1e-2",
+        "policy.sampling.max_tokens=48",
+        "env.action_parser=hiper",
+        "algorithm.adv_estimator=hiper",
+        "trainer.total_iterations=1",
+        "trainer.val_every=0",
+        "trainer.test_tasks=0",
+        "trainer.save_every=0",
+        "trainer.plots=false",
+        "env.rollout.n=2",
+    )
+    result = train(cfg)
+    record = next(r for r in read_metrics(result.run_dir) if "train/success" in r)
+    assert record["critic/value_loss"] >= 0 and record["train/samples"] > 0
+    assert "hiper/switch_rate" in record and "hiper/adv_high_mean" in record
+    assert record["hiper/subgoal_tokens"] > 0  # the SFT'd model writes subgoals
