@@ -519,12 +519,17 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     t1 = time.perf_counter()
     samples = batch.samples
     mb = cfg.actor.micro_batch_size
+    shared_prefix = cfg.actor.shared_prefix  # Prefix Grouper
     if fsdp.is_sharded(parts.model):  # each forward is a collective: equal counts first
         samples = dist.pad_samples(samples, ctx)
     if not cfg.actor.use_rollout_logprobs:
-        fill_logprobs(parts.model, samples, "old_logprobs", mb, parts.pad_id, parts.device)
+        fill_logprobs(
+            parts.model, samples, "old_logprobs", mb, parts.pad_id, parts.device, shared_prefix
+        )
     if parts.ref_model is not None:
-        fill_logprobs(parts.ref_model, samples, "ref_logprobs", mb, parts.pad_id, parts.device)
+        fill_logprobs(
+            parts.ref_model, samples, "ref_logprobs", mb, parts.pad_id, parts.device, shared_prefix
+        )
     lr_scale = (
         min(1.0, iteration / cfg.actor.warmup_iterations) if cfg.actor.warmup_iterations else 1.0
     )

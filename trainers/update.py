@@ -1,6 +1,9 @@
 """One policy update from a list of samples: PPO epochs, mini-batches, micro-batches.
 
 Standalone and testable: give it a model, an optimizer and samples; it returns metrics.
+With ``actor.shared_prefix`` every forward encodes the prompt prefix that samples share
+once (:mod:`agentgym.trainers.prefix_grouper`); the log-probs, losses and gradients are
+those of the plain forward.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ from agentgym.trainers.losses import (
     get_policy_loss,
     masked_mean,
 )
+from agentgym.trainers.prefix_grouper import shared_prefix_logprobs
 from agentgym.trainers.samples import Sample, collate, token_logprobs
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
+
+
+def _sort_key(samples: Sequence[Sample], shared_prefix: bool) -> Callable[[int], Any]:
+    """Micro-batch order: by length (little padding), or, with shared prefixes, by token
+    ids, so that samples sharing a prefix land in the same micro-batch."""
+    if shared_prefix:
+        return lambda i: samples[i].input_ids
+    return lambda i: len(samples[i].input_ids)
 
 
 @torch.no_grad()
@@ -37,16 +49,21 @@ def fill_logprobs(
     micro_batch_size: int,
     pad_id: int,
     device: torch.device | str = "cpu",
+    shared_prefix: bool = False,
 ) -> None:
     """Compute ``model``'s log-probs of every sample's tokens into ``sample.<field>``
-    (``old_logprobs`` or ``ref_logprobs``), in eval mode, micro-batch by micro-batch."""
+    (``old_logprobs`` or ``ref_logprobs``), in eval mode, micro-batch by micro-batch
+    (``shared_prefix``: shared prompt prefixes encoded once, see ``actor.shared_prefix``)."""
     was_training = model.training
     model.eval()
     try:
-        order = sorted(range(len(samples)), key=lambda i: len(samples[i].input_ids))
+        order = sorted(range(len(samples)), key=_sort_key(samples, shared_prefix))
         for chunk in _chunks(order, micro_batch_size):
-            batch = collate([samples[i] for i in chunk], pad_id).to(device)
-            logp, _ = token_logprobs(model, batch)
+            micro = [samples[i] for i in chunk]
+            if shared_prefix:
+                logp, _ = shared_prefix_logprobs(model, micro, device, pad_id=pad_id)
+            else:
+                logp, _ = token_logprobs(model, collate(micro, pad_id).to(device))
             for row, i in enumerate(chunk):
                 n = len(samples[i].input_ids)
                 values = [float("nan"), *logp[row, : n - 1].tolist()]
@@ -80,6 +97,7 @@ def ppo_update(
     params = actor.loss_settings()
     terms = [(name, get_loss_term(name), p) for name, p in actor.terms().items()]
     mini_size = actor.mini_batch_size or len(samples)
+    shared_prefix = bool(getattr(actor, "shared_prefix", False))
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     model.train()
@@ -95,7 +113,7 @@ def ppo_update(
                 samples=mini,
             )
             optimizer.zero_grad(set_to_none=True)
-            by_length = sorted(range(len(mini)), key=lambda i: len(mini[i].input_ids))
+            by_length = sorted(range(len(mini)), key=_sort_key(mini, shared_prefix))
             micro_batches = list(_chunks(by_length, actor.micro_batch_size))
             for k, rows in enumerate(micro_batches):
                 last = k == len(micro_batches) - 1
@@ -103,7 +121,15 @@ def ppo_update(
                 micro = [mini[i] for i in rows]
                 with ctx:
                     metrics = _micro_step(
-                        model, micro, agg.for_rows(rows), loss_fn, params, terms, pad_id, device
+                        model,
+                        micro,
+                        agg.for_rows(rows),
+                        loss_fn,
+                        params,
+                        terms,
+                        pad_id,
+                        device,
+                        shared_prefix=shared_prefix,
                     )
                 for key, value in metrics.items():
                     if key == "actor/pg_loss_part":  # parts of one mini-batch loss add up
@@ -147,11 +173,17 @@ def _micro_step(
     terms: list[tuple[str, Callable[..., tuple[torch.Tensor, dict[str, float]]], dict[str, Any]]],
     pad_id: int,
     device: torch.device | str,
+    shared_prefix: bool = False,
 ) -> dict[str, float]:
     """Forward and backward one micro-batch. Returned metrics are micro-batch means,
     except ``actor/pg_loss_part``: this micro-batch's share of the mini-batch loss."""
     batch = collate(micro, pad_id).to(device)
-    logp, entropy = token_logprobs(model, batch, with_entropy=True)
+    if shared_prefix:
+        logp, entropy = shared_prefix_logprobs(
+            model, micro, device, with_entropy=True, pad_id=pad_id
+        )
+    else:
+        logp, entropy = token_logprobs(model, batch, with_entropy=True)
     assert entropy is not None
     old = torch.nan_to_num(batch.old_logprobs, nan=0.0)
     pg_loss, metrics = loss_fn(logp, old, batch.advantages, batch.mask, agg, **params)

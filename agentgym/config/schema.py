@@ -377,6 +377,10 @@ class ActorSection:
             when ``lora_rank > 0`` (merged weights are pushed to vLLM).
         use_rollout_logprobs: use the inference engine's log-probs as the PPO "old"
             log-probs instead of recomputing them with the trainer's model.
+        shared_prefix: Prefix Grouper: samples that share a prompt prefix (a task's
+            window prompts, a tree's chat leaves) encode it once in every forward (one
+            packed sequence with a block attention mask); the same log-probs and
+            gradients, less compute (see :mod:`agentgym.trainers.prefix_grouper`).
     """
 
     lr: float = 1e-4
@@ -403,6 +407,7 @@ class ActorSection:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     use_rollout_logprobs: bool = False
+    shared_prefix: bool = False
     losses: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={OPEN_SECTIONS: _policy_loss_names}
     )
