@@ -49,6 +49,7 @@ from agentgym.trainers.health import InvalidActionWatch
 from agentgym.trainers.in_loop import LoopMethods, build_loop_methods
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
 from agentgym.trainers.rollout_log import write_rollout_sample
+from agentgym.trainers.schedules import build_update_schedule
 from agentgym.trainers.setup import build_engine, ensure_model
 from agentgym.trainers.sft import check_demonstrations, sft_samples, sft_train
 from agentgym.trainers.tracking import MetricLogger
@@ -536,19 +537,28 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     for group in parts.optimizer.param_groups:
         group["lr"] = cfg.actor.lr * lr_scale
     samples = dist.pad_samples(samples, ctx)  # equal step counts on every rank
-    batch.metrics.update(
-        ppo_update(
+    update_rng = np.random.default_rng(it_seed)
+
+    def update(subset: list) -> dict[str, float]:
+        return ppo_update(
             parts.ddp_model,
             parts.optimizer,
-            samples,
+            subset,
             cfg.actor,
             norm_length=float(cfg.policy.sampling.max_tokens),
             pad_id=parts.pad_id,
-            rng=np.random.default_rng(it_seed),
+            rng=update_rng,
             device=parts.device,
             no_sync=getattr(parts.ddp_model, "no_sync", None),
         )
-    )
+
+    def score(subset: list, field: str) -> None:
+        fill_logprobs(parts.model, subset, field, mb, parts.pad_id, parts.device)
+
+    schedule = build_update_schedule(cfg.actor.update_schedule)  # actor.update_schedule
+    if ctx.distributed and schedule.name != "standard":
+        raise ValueError(f"update schedule {schedule.name!r} does not run data parallel")
+    batch.metrics.update(schedule.run(samples, update, score))
     t_sync = time.perf_counter()
     if cfg.policy.backend != "hf":
         parts.policy.load_weights(merged_state_dict(parts.model))

@@ -330,6 +330,15 @@ class AlgorithmSection:
         _check_model_in_the_loop(self)
 
 
+def _check_update_schedule(spec: dict[str, Any]) -> None:
+    from agentgym.trainers.schedules import validate_update_schedule
+
+    try:
+        validate_update_schedule(spec)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"actor.update_schedule: {exc}") from exc
+
+
 def _check_model_in_the_loop(section: AlgorithmSection) -> None:
     """``algorithm.providers`` and ``algorithm.task_sampler``: names and settings."""
     from agentgym.providers import validate_providers
@@ -381,6 +390,9 @@ class ActorSection:
             window prompts, a tree's chat leaves) encode it once in every forward (one
             packed sequence with a block attention mask); the same log-probs and
             gradients, less compute (see :mod:`agentgym.trainers.prefix_grouper`).
+        update_schedule: how the samples reach the update, ``{name: ..., setting: value}``
+            (see :mod:`agentgym.trainers.schedules`): ``standard`` (one update over every
+            sample) or ``seeupo`` (turn by turn, last turn first: SeeUPO).
     """
 
     lr: float = 1e-4
@@ -408,6 +420,7 @@ class ActorSection:
     )
     use_rollout_logprobs: bool = False
     shared_prefix: bool = False
+    update_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "standard"})
     losses: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={OPEN_SECTIONS: _policy_loss_names}
     )
@@ -475,6 +488,7 @@ class ActorSection:
         )
 
         load_plugins()
+        _check_update_schedule(self.update_schedule)
         if self.micro_batch_size < 1:
             raise ConfigError(f"actor.micro_batch_size must be >= 1, got {self.micro_batch_size}")
         if self.lr <= 0:

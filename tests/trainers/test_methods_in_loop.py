@@ -286,3 +286,31 @@ def test_hiper_trains_on_its_plan_execute_format_after_sft(
     assert record["critic/value_loss"] >= 0 and record["train/samples"] > 0
     assert "hiper/switch_rate" in record and "hiper/adv_high_mean" in record
     assert record["hiper/subgoal_tokens"] > 0  # the SFT'd model writes subgoals
+
+
+@pytest.mark.parametrize("style", ["window", "chat"])
+def test_seeupo_trains_turn_by_turn(
+    tmp_path: Path, tiny_frozenlake_model: Path, style: str
+) -> None:
+    import torch
+
+    from agentgym.trainers.model import load_model
+
+    cfg = small_config(
+        tmp_path / "run",
+        f"policy.model={tiny_frozenlake_model}",
+        *ONE_ITERATION,
+        f"env.prompt.style={style}",
+        "algorithm.adv_estimator=grpo",
+        "actor.policy_loss=gspo",
+        "actor.update_schedule={name: seeupo}",
+    )
+    result = train(cfg)
+    record = next(r for r in read_metrics(result.run_dir) if "train/success" in r)
+    assert record["seeupo/turns"] >= 1 and "actor/grad_norm" in record
+    before, _ = load_model(str(tiny_frozenlake_model))
+    after, _ = load_model(str(Path(result.run_dir) / "checkpoints" / "latest" / "model"))
+    changed = any(
+        not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True)
+    )
+    assert changed == (record["credit/adv_zero_share"] < 1.0)
