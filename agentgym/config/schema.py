@@ -110,8 +110,8 @@ class RolloutSection:
                 )
             if settings and self.strategies.get(name):
                 raise ConfigError(
-                    f"env.rollout.strategy and env.rollout.{name} both set {name!r}'s "
-                    "settings; keep one"
+                    f"env.rollout.strategy and env.rollout.{name} both set the settings of "
+                    f"{name!r}; keep one"
                 )
             self.strategy = name
             if settings:
