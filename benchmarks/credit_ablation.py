@@ -33,6 +33,12 @@ Usage::
     python benchmarks/credit_ablation.py --claim llds
     python benchmarks/credit_ablation.py --claim otc --markdown runs/otc.md
     python benchmarks/credit_ablation.py --smoke --estimators grpo --shapers otc   # 1 iteration
+    python benchmarks/credit_ablation.py --estimators grpo arenarl mapo spo gae hiper seeupo
+    python benchmarks/credit_ablation.py --recipe search --estimators grpo igpo
+
+Methods with a model in the loop (ArenaRL and MAPO with the rule judge, SPO, SeeUPO, HiPER,
+GAE, IGPO) take the overrides in ``IN_LOOP``; ``seeupo`` is an update schedule, selected by
+that name in ``--estimators``.
 """
 
 from __future__ import annotations
@@ -112,15 +118,15 @@ def methods_from(
     env_id, env_kwargs = _env(config, overrides)
     chosen: list[Method] = []
     skipped: list[str] = []
-    estimators = list_estimators() if args.estimators == ["all"] else args.estimators
+    estimators = [*list_estimators(), "seeupo"] if args.estimators == ["all"] else args.estimators
     for name in estimators:
         if name == "none":
             continue
-        missing = missing_inputs(estimator_inputs(name), env_id, env_kwargs)
+        missing = missing_inputs(needed_info(name), env_id, env_kwargs)
         if missing:
             skipped.append(f"{name} (needs {', '.join(missing)})")
             continue
-        chosen.append(Method(name, (f"algorithm.adv_estimator={name}",)))
+        chosen.append(Method(name, IN_LOOP.get(name, (f"algorithm.adv_estimator={name}",))))
     shapers = list_reward_shapers() if args.shapers == ["all"] else (args.shapers or [])
     for name in shapers:
         missing = missing_inputs(list(required_info(name)), env_id, env_kwargs)
@@ -142,6 +148,44 @@ def methods_from(
             raise SystemExit(f"--method {spec!r}: write LABEL:override;override;...")
         chosen.append(Method(label, tuple(o for o in rest.split(";") if o.strip())))
     return chosen, skipped
+
+
+#: Methods with a model in the loop (issue 16): what each needs besides its estimator's
+#: name. ArenaRL and MAPO ask the rule judge (``agentgym.judges:rule_based``: pairwise,
+#: success first then fewer steps -- a ranking that differs from the binary reward; per
+#: turn, 10 for a valid action); SPO plays one rollout per task with its prioritised
+#: sampler; SeeUPO is an update schedule on GRPO advantages with GSPO's sequence ratio;
+#: HiPER answers in its switch/subgoal/action format. ``--estimators seeupo`` selects it.
+IN_LOOP: dict[str, tuple[str, ...]] = {
+    "arenarl": ("algorithm.adv_estimator=arenarl", "judge.model=agentgym.judges:rule_based"),
+    "mapo": ("algorithm.adv_estimator=mapo", "judge.model=agentgym.judges:rule_based"),
+    "spo": (
+        "algorithm.adv_estimator=spo",
+        "algorithm.task_sampler={name: spo}",
+        "env.rollout.n=1",
+    ),
+    # HiPER's responses have their own format: its arm runs SFT again (on the expert's
+    # demonstrations rendered in that format) from the shared SFT model, so it gets more
+    # SFT than the others -- say so next to its figures.
+    "hiper": ("algorithm.adv_estimator=hiper", "env.action_parser=hiper", "sft.enabled=true"),
+    "seeupo": (
+        "algorithm.adv_estimator=grpo",
+        "actor.policy_loss=gspo",
+        "actor.update_schedule={name: seeupo}",
+    ),
+}
+
+
+def needed_info(name: str) -> list[str]:
+    """The env inputs a method needs: its estimator's inputs that no input provider fills,
+    and the ``info`` keys its providers read (IGPO's ``gold_answer``)."""
+    if name == "seeupo":
+        return []
+    from agentgym.providers import get_input_provider, provider_for_input, providers_for
+
+    inputs = estimator_inputs(name)
+    own = [n for n in inputs if provider_for_input(n) is None]
+    return own + [key for p in providers_for(inputs) for key in get_input_provider(p).requires_info]
 
 
 LLDS = "actor.loss_terms={llds: {coef: 0.1}}"
