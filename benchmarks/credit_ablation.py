@@ -14,7 +14,7 @@ Recipes (``--recipe``): ``quickstart`` (``examples/quickstart.yaml``, FrozenLake
 takes any other YAML. A method whose inputs the recipe's environment does not provide
 (``gdpo`` on FrozenLake) is skipped and named.
 
-Two claims have their own runs (``--claim``):
+Three claims have their own runs (``--claim``):
 
 ``llds``  the GRPO run of the quickstart that collapsed (seed 1, test success 0.06):
           ``grpo`` and ``grpo+llds`` as in the recipe (one optimizer step per iteration,
@@ -23,6 +23,11 @@ Two claims have their own runs (``--claim``):
           recipe's learning rate), where it can.
 ``otc``   Search-v0: ``grpo`` against ``grpo+otc`` (OTC-GRPO) and ``grpo+otc_ppo``, seeds
           0-2: tool calls per episode at equal exact match (EM = test success).
+``branching``  the quickstart (FrozenLake): ``group+gigpo`` (8 independent episodes per
+          task) against ``tree+gigpo`` and ``tree+treepo`` (TreePO trees: 4 roots, each
+          branching into 3 at step 4, 12 leaves) at the same generation budget: 8 x
+          ``max_steps`` turns per task when every episode runs to the turn limit (the
+          generated tokens each run spent per iteration are printed too), seeds 0-2.
 
 Usage::
 
@@ -32,6 +37,7 @@ Usage::
         --method "grpo+balanced:algorithm.adv_estimator=grpo;actor.loss_agg_mode=balanced"
     python benchmarks/credit_ablation.py --claim llds
     python benchmarks/credit_ablation.py --claim otc --markdown runs/otc.md
+    python benchmarks/credit_ablation.py --claim branching --markdown runs/branching.md
     python benchmarks/credit_ablation.py --smoke --estimators grpo --shapers otc   # 1 iteration
     python benchmarks/credit_ablation.py --estimators grpo arenarl mapo spo gae hiper seeupo
     python benchmarks/credit_ablation.py --recipe search --estimators grpo igpo
@@ -220,7 +226,21 @@ def claim_setup(claim: str) -> tuple[str, list[int], list[Method]]:
                 ),
             ],
         )
-    raise SystemExit(f"unknown claim {claim!r}: choose llds or otc")
+    if claim == "branching":
+        tree = (
+            "env.rollout.strategy=tree",
+            "env.rollout.tree={roots: 4, branch_factor: 3, depths: [4], leaves: 12}",
+        )
+        return (
+            RECIPES["quickstart"],
+            [0, 1, 2],
+            [
+                Method("group+gigpo", ("algorithm.adv_estimator=gigpo", "env.rollout.n=8")),
+                Method("tree+gigpo", ("algorithm.adv_estimator=gigpo", *tree)),
+                Method("tree+treepo", ("algorithm.adv_estimator=treepo", *tree)),
+            ],
+        )
+    raise SystemExit(f"unknown claim {claim!r}: choose llds, otc or branching")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -305,7 +325,7 @@ def main() -> None:
         action="append",
         help="LABEL:override;override;... (repeatable), e.g. 'bal:actor.loss_agg_mode=balanced'",
     )
-    parser.add_argument("--claim", choices=["llds", "otc"], default=None)
+    parser.add_argument("--claim", choices=["llds", "otc", "branching"], default=None)
     parser.add_argument("--iterations", type=int, default=None, help="default: the config's")
     parser.add_argument("--val-every", type=int, default=None)
     parser.add_argument("--smoke", action="store_true", help="1 iteration, tiny sizes")
@@ -371,6 +391,14 @@ def main() -> None:
                     results[m.label].curve.setdefault(record["iteration"], []).append(
                         record["val/success"]
                     )
+            if args.claim == "branching":  # the generation budget the arm spent
+                spent = [
+                    r["perf/rollout_generated_tokens"]
+                    for r in read_metrics(rl_dir)
+                    if "perf/rollout_generated_tokens" in r
+                ]
+                print(f"seed {seed}: {m.label}: {np.mean(spent):.0f} tokens generated per "
+                      "iteration", flush=True)  # fmt: skip
             after = json.loads((rl_dir / "summary.json").read_text())["test_after"]
             results[m.label].test.append(after)
             cells = ", ".join(
