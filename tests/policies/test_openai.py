@@ -128,7 +128,7 @@ def test_model_name_seeds_and_stop_strings(server: str) -> None:
 @pytest.mark.vllm
 def test_a_4xx_is_an_error_at_once(server: str) -> None:
     with serve(lambda m, p, b, n: forward(server)(m, p, b)) as (url, seen):
-        policy = make_policy(f"openai:{url}#tiny", max_retries=3, backoff=1.0)
+        policy = make_policy(f"openai:{url}#tiny", max_retries=3, backoff=60.0)
         started = time.monotonic()
         too_long, fine = policy.generate(
             [PolicyInput(prompt_ids=[5] * 600), PolicyInput(prompt_ids=[5, 6])],
@@ -137,7 +137,7 @@ def test_a_4xx_is_an_error_at_once(server: str) -> None:
     assert too_long.finish_reason == "error" and "HTTP 400" in (too_long.error or "")
     assert "maximum context length" in (too_long.error or "")
     assert fine.finish_reason == "length"
-    assert seen.count == 2 and time.monotonic() - started < 1.0  # no retry, no backoff
+    assert seen.count == 2 and time.monotonic() - started < 30.0  # no retry, no backoff
 
 
 @pytest.mark.vllm
