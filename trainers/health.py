@@ -31,6 +31,14 @@ class InvalidActionWatch:
     streak: int = 0
     _warned: bool = False
 
+    def state_dict(self) -> dict[str, int | bool]:
+        """The streak, saved in checkpoints so a resumed run counts on."""
+        return {"streak": self.streak, "warned": self._warned}
+
+    def load_state_dict(self, state: dict[str, int | bool]) -> None:
+        self.streak = int(state.get("streak", 0))
+        self._warned = bool(state.get("warned", False))
+
     def update(self, metrics: dict[str, float]) -> str | None:
         """Read one iteration's metrics; return a warning to show (once per streak) or
         ``None``. Adds ``health/invalid_streak`` to ``metrics``."""

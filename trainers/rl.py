@@ -280,6 +280,7 @@ def _train(
             )
         )
     )
+    watch = InvalidActionWatch()
     start_iteration = 0
     if candidates:
         _ckpt, state = _load_first(candidates, model, optimizer, ctx, console)
@@ -288,6 +289,7 @@ def _train(
             if saved.get("name") == name:
                 shaper.load_state_dict(saved["state"])
         methods.load_state_dict(state.get("methods", {}))
+        watch.load_state_dict(state.get("health", {}))
     if ctx.is_main:  # only now: a failed resume leaves the run's own config.yaml alone
         save_config(cfg, run.config)
     logger = MetricLogger(
@@ -367,7 +369,6 @@ def _train(
     # ------------------------------------------------------------------ RL
     bar = progress.task("RL", total=cfg.trainer.total_iterations, completed=start_iteration)
     started = time.perf_counter()
-    watch = InvalidActionWatch()
     metrics: dict[str, float] = {}
     iteration = saved_at = start_iteration
 
@@ -388,6 +389,7 @@ def _train(
                         {"name": name, "state": shaper.state_dict()} for name, shaper in shapers
                     ],
                     "methods": methods.state_dict(),
+                    "health": watch.state_dict(),
                 },
                 keep=cfg.trainer.keep_checkpoints,
                 run_id=run_id,
