@@ -5,8 +5,9 @@ Each panel draws the logged values faintly and a moving average over
 noisy). The success panel also marks the held-out test results of ``summary.json``:
 before RL at the first iteration, after RL at the last, with their 95% intervals. A
 series whose values are all float noise (``|x| < 1e-6``, e.g. PPO's KL estimate when
-one update per batch leaves the ratio at 1, or a KL loss that is off) is left out, and
-a panel left with nothing is not drawn.
+one update per batch leaves the ratio at 1, or a KL loss that is off) is left out of
+the panels in :data:`NOISY` (a success rate of 0 is a result, not noise), and a panel left
+with nothing is not drawn.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ PANELS = (
 )
 #: Iterations in the moving average drawn over each curve.
 SMOOTH_WINDOW = 10
+#: Panels whose all-tiny series are float noise and left out.
+NOISY = frozenset({"kl", "advantages", "grad_norm", "entropy"})
 #: Values this small are float noise, not a signal.
 NOISE = 1e-6
 Points = list[tuple[int, float]]
@@ -47,8 +50,11 @@ def smooth(values: list[float], window: int = SMOOTH_WINDOW) -> list[float]:
     return out
 
 
-def panel_series(records: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Points]:
-    """The points of each metric in ``keys`` that has any, noise-only series left out."""
+def panel_series(
+    records: list[dict[str, Any]], keys: tuple[str, ...], drop_noise: bool = True
+) -> dict[str, Points]:
+    """The points of each metric in ``keys`` that has any; with ``drop_noise``, series whose
+    values are all float noise are left out."""
     series = {
         key: [(int(r["iteration"]), float(r[key])) for r in records if r.get(key) is not None]
         for key in keys
@@ -56,7 +62,7 @@ def panel_series(records: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[s
     return {
         key: points
         for key, points in series.items()
-        if points and max(abs(y) for _, y in points) >= NOISE
+        if points and (not drop_noise or max(abs(y) for _, y in points) >= NOISE)
     }
 
 
@@ -94,7 +100,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
     marks = _test_marks(run_dir, records)
     panels = []
     for name, title, keys in PANELS:
-        series = panel_series(records, keys)
+        series = panel_series(records, keys, drop_noise=name in NOISY)
         if series:
             panels.append((name, title, series))
     paths = []
