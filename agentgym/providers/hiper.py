@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agentgym.credit.gae import hierarchical_advantages
-from agentgym.parsers import ActionParser, ParsedAction, find_tags
+from agentgym.parsers import ThinkActionParser, find_tags
 from agentgym.providers.base import ProviderContext, register_input_provider
 from agentgym.providers.critic import Critic
 
@@ -32,7 +32,7 @@ def read_plan(text: str) -> tuple[bool | None, str | None]:
     return switch, (subgoals[0] if subgoals else None)
 
 
-class HiPERParser(ActionParser):
+class HiPERParser(ThinkActionParser):
     """``<switch>SWITCH|KEEP</switch><subgoal>...</subgoal><action>...</action>``: the action
     is the last complete ``<action>`` tag (the switch and subgoal are for credit, read by
     the ``hiper_critic``; a response without an action is invalid).
@@ -49,11 +49,8 @@ class HiPERParser(ActionParser):
         "<subgoal> </subgoal>, then give exactly one action inside <action> </action>."
     )
 
-    def parse(self, text: str) -> ParsedAction:
-        actions = [a.strip() for a in find_tags(text, "action")]
-        if not actions or not actions[-1]:
-            return ParsedAction(None, "no <action>...</action> in the response")
-        return ParsedAction(actions[-1])
+    # parse: the last <action> (ThinkActionParser's); the switch and subgoal tags are read
+    # by the hiper_critic provider from the response text.
 
     def render(self, action: str) -> str:
         return f"<switch>SWITCH</switch><subgoal>{action}</subgoal><action>{action}</action>"
