@@ -355,6 +355,36 @@ def _check_model_in_the_loop(section: AlgorithmSection) -> None:
 
 
 @dataclass
+class TISSection:
+    """``actor.tis``: correction for the gap between the policy that generated the
+    rollouts and the trainer's old policy (see :mod:`agentgym.trainers.offpolicy`).
+
+    Attributes:
+        clip: truncated importance sampling: each response token's policy loss is
+            weighted by ``min(pi_old / pi_rollout, clip)`` (``null``: no weighting; Yao et
+            al. 2025 use 2). Must be >= 1.
+        mask_threshold: leave out of the update every sample whose mismatch (mean k3
+            estimate of KL(rollout || old) over its response tokens) is above this
+            (``null``: keep every sample).
+    """
+
+    clip: float | None = None
+    mask_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clip is not None and self.clip < 1.0:
+            raise ConfigError(f"actor.tis.clip must be >= 1 (or null), got {self.clip}")
+        if self.mask_threshold is not None and self.mask_threshold <= 0:
+            raise ConfigError(
+                f"actor.tis.mask_threshold must be > 0 (or null), got {self.mask_threshold}"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.clip is not None or self.mask_threshold is not None
+
+
+@dataclass
 class ActorSection:
     """``actor``: the policy update.
 
@@ -393,6 +423,9 @@ class ActorSection:
         update_schedule: how the samples reach the update, ``{name: ..., setting: value}``
             (see :mod:`agentgym.trainers.schedules`): ``standard`` (one update over every
             sample) or ``seeupo`` (turn by turn, last turn first: SeeUPO).
+        tis: importance correction between rollout and old-policy log-probs
+            (``{clip: 2.0, mask_threshold: null}``, see :class:`TISSection`); needs the
+            trainer's recomputed old log-probs (``use_rollout_logprobs: false``).
     """
 
     lr: float = 1e-4
@@ -421,6 +454,7 @@ class ActorSection:
     use_rollout_logprobs: bool = False
     shared_prefix: bool = False
     update_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "standard"})
+    tis: TISSection = field(default_factory=TISSection)
     losses: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={OPEN_SECTIONS: _policy_loss_names}
     )
@@ -493,6 +527,11 @@ class ActorSection:
             raise ConfigError(f"actor.micro_batch_size must be >= 1, got {self.micro_batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"actor.lr must be > 0, got {self.lr}")
+        if self.tis.enabled and self.use_rollout_logprobs:
+            raise ConfigError(
+                "actor.tis compares the rollout log-probs with the trainer's old log-probs, "
+                "which actor.use_rollout_logprobs=true does not compute; set one of them off"
+            )
         if self.clip_ratio_c is not None and self.clip_ratio_c <= 1.0:
             raise ConfigError(f"actor.clip_ratio_c must be > 1 (or null), got {self.clip_ratio_c}")
         losses = _policy_loss_names()
@@ -581,6 +620,11 @@ class TrainerSection:
             gradients all-reduced) or ``fsdp`` (FSDP2: parameters, gradients and optimizer
             state sharded; see ``agentgym.trainers.fsdp``). One process trains alone
             either way.
+        max_staleness: k >= 1 produces the rollouts of the next iterations while the
+            current update runs, with weights up to k policy versions old; samples older
+            than k versions at update time are dropped (``perf/stale_dropped``). 0 (the
+            default): roll out, then update, in turn. See
+            :mod:`agentgym.trainers.offpolicy`.
     """
 
     total_iterations: int = 100
@@ -600,8 +644,11 @@ class TrainerSection:
     save_rollouts: int = 4
     plots: bool = True
     strategy: Literal["ddp", "fsdp"] = "ddp"
+    max_staleness: int = 0
 
     def __post_init__(self) -> None:
+        if self.max_staleness < 0:
+            raise ConfigError(f"trainer.max_staleness must be >= 0, got {self.max_staleness}")
         if self.save_rollouts < 0:
             raise ConfigError(f"trainer.save_rollouts must be >= 0, got {self.save_rollouts}")
         unknown = set(self.loggers) - {"tensorboard", "wandb", "jsonl"}
@@ -658,6 +705,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_inputs(self)
+        _check_staleness(self)
+
+
+def _check_staleness(cfg: TrainConfig) -> None:
+    """``trainer.max_staleness >= 1`` samples next iterations' tasks while the current
+    update runs: a task sampler that reads what updates change cannot take part."""
+    sampler = str(cfg.algorithm.task_sampler["name"])
+    if cfg.trainer.max_staleness and sampler != "uniform":
+        raise ConfigError(
+            f"trainer.max_staleness={cfg.trainer.max_staleness} samples tasks ahead of the "
+            f"updates, which task sampler {sampler!r} reads; use the 'uniform' sampler or "
+            "trainer.max_staleness=0"
+        )
 
 
 def check_inputs(cfg: TrainConfig) -> None:
