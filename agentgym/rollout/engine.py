@@ -37,6 +37,12 @@ from agentgym.rollout.executor import EnvCall, EnvOutcome, EnvPool
 from agentgym.rollout.prompts import EpisodePrompt, PromptBuilder
 from agentgym.trajectory import Step, Trajectory
 
+#: ``Step.info`` key of the policy versions that sampled the step's response:
+#: ``[[version, start, end], ...]``, the response tokens ``[start, end)`` of each version
+#: (:attr:`~agentgym.policies.base.Generation.weight_versions`); absent when the policy
+#: reports none.
+WEIGHT_VERSIONS = "weight_versions"
+
 
 @dataclass(frozen=True)
 class TaskRequest:
@@ -444,13 +450,15 @@ class RolloutEngine:
             agent=str(ep.info.get("agent_id") or ""),
             finish_reason=gen.finish_reason,
         )
+        if gen.weight_versions:  # which policy version sampled which tokens (off-policy RL)
+            step.info = {WEIGHT_VERSIONS: [list(span) for span in gen.weight_versions]}
         ep.traj.steps.append(step)
         if parsed.ok:
             return step
         # Unparsable: the env is not called; the agent is told why and the state stays.
         step.action_valid = False
         step.reward = self.invalid_action_penalty
-        step.info = {**ep.info, "action_valid": False, "parse_error": parsed.error}
+        step.info = {**ep.info, "action_valid": False, "parse_error": parsed.error, **step.info}
         feedback = (
             f"Your response could not be understood: {parsed.error}. "
             f"{self.parser.instructions}\n\n{ep.observation}"
@@ -460,14 +468,14 @@ class RolloutEngine:
 
     def _apply(self, ep: _Episode, step: Step, out: EnvOutcome) -> None:
         if out.error:
-            step.info = {"error": out.error}
+            step.info = {"error": out.error, **step.info}
             self._fail(ep, f"env step failed: {out.error}")
             return
         step.env_reward = out.reward
         step.action_valid = bool(out.info.get("action_valid", True))
         step.reward = out.reward + (0.0 if step.action_valid else self.invalid_action_penalty)
         step.terminated, step.truncated = out.terminated, out.truncated
-        step.info = out.info
+        step.info = {**out.info, **step.info} if step.info else out.info
         ep.hints = out.hints
         ep.traj.success = bool(out.info.get("success", False))
         ep.traj.score = float(out.info.get("score", 0.0))
