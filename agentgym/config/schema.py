@@ -70,6 +70,10 @@ class RolloutSection:
             (``{name: tree, roots: 2}``). Evaluation always plays independent episodes.
         <strategy name>: that strategy's settings, e.g. ``env.rollout.tree.roots``; only
             the chosen strategy's section is used, every one is checked.
+        mode: ``sync`` (lock step: generate for every live episode, then step every env)
+            or ``async`` (each episode runs its own loop; an env steps as soon as its
+            episode's generation returns while other episodes keep generating; see
+            :mod:`agentgym.rollout.async_engine`). ``async`` plays ``group`` rollouts only.
     """
 
     n: int = 8
@@ -83,6 +87,7 @@ class RolloutSection:
     strategies: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata={OPEN_SECTIONS: _strategy_names}
     )
+    mode: Literal["sync", "async"] = "sync"
 
     def __getattr__(self, name: str) -> dict[str, Any]:
         # ``cfg.env.rollout.tree`` reads that strategy's section (empty when unset)
@@ -117,6 +122,11 @@ class RolloutSection:
             if settings:
                 self.strategies = {**self.strategies, name: settings}
         check_strategy_section(self.strategy, self.strategies)
+        if self.mode == "async" and self.strategy != "group":
+            raise ConfigError(
+                f"env.rollout.mode=async plays independent episodes only (strategy 'group'), "
+                f"got strategy {self.strategy!r}; use mode=sync for branching strategies"
+            )
 
 
 def _check_executor_options(executor: str, options: dict[str, Any]) -> None:
