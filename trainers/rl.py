@@ -48,6 +48,12 @@ from agentgym.trainers.checkpoint import load_checkpoint, save_checkpoint
 from agentgym.trainers.health import InvalidActionWatch
 from agentgym.trainers.in_loop import LoopMethods, build_loop_methods
 from agentgym.trainers.model import apply_lora, load_model, merged_state_dict, resolve_device
+from agentgym.trainers.offpolicy import (
+    RolloutProducer,
+    VersionedPolicy,
+    correct_samples,
+    drop_stale,
+)
 from agentgym.trainers.rollout_log import write_rollout_sample
 from agentgym.trainers.schedules import build_update_schedule
 from agentgym.trainers.setup import build_engine, ensure_model
@@ -145,6 +151,7 @@ class _Parts:
     device: torch.device
     rollout_model: Any = None  # what the hf backend generates with (FSDP: a full copy)
     methods: LoopMethods | None = None  # input providers, judge, task sampler
+    producer: RolloutProducer | None = None  # trainer.max_staleness >= 1: rollouts ahead
 
 
 def _tasks_text(tasks: list[TaskRequest]) -> str:
@@ -270,13 +277,27 @@ def _train(
         if cfg.policy.backend == "hf":
             rollout_model = fsdp.rollout_copy(model)
         fsdp.shard(model, ctx)
+    staleness = cfg.trainer.max_staleness
+    if staleness and ctx.distributed:
+        from agentgym.errors import ConfigError
+
+        raise ConfigError(
+            f"trainer.max_staleness={staleness} runs in one process only; under torchrun "
+            "use trainer.max_staleness=0"
+        )
+    if staleness and cfg.policy.backend == "hf":  # generation runs beside the update
+        rollout_model = fsdp.rollout_copy(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.actor.lr, weight_decay=cfg.actor.weight_decay)
     shapers = build_shapers(cfg.algorithm.reward_shaping)
     methods = cleanup.enter_context(
         contextlib.closing(
             build_loop_methods(
-                cfg, model=rollout_model, tokenizer=tokenizer, device=device, pad_id=pad_id
+                cfg,
+                model=model if staleness else rollout_model,  # the trainer's current weights
+                tokenizer=tokenizer,
+                device=device,
+                pad_id=pad_id,
             )
         )
     )
@@ -309,7 +330,11 @@ def _train(
 
     ddp_model = model if fsdp.is_sharded(model) else dist.wrap(model, ctx)
     policy = cleanup.enter_context(
-        contextlib.closing(_make_policy(cfg, rollout_model, tokenizer, model_dir))
+        contextlib.closing(
+            VersionedPolicy(
+                _make_policy(cfg, rollout_model, tokenizer, model_dir), version=start_iteration
+            )
+        )
     )
     spec = env_spec(cfg)
     train_engine = cleanup.enter_context(
@@ -367,6 +392,18 @@ def _train(
         write_json(run.summary, summary)
 
     # ------------------------------------------------------------------ RL
+    if staleness and start_iteration < cfg.trainer.total_iterations:
+        # rollouts produced ahead before a crash are not in the checkpoint: the producer
+        # starts over from the resumed weights (see agentgym.trainers.offpolicy)
+        parts.producer = RolloutProducer(
+            lambda j: _rollout(parts, j),
+            policy,
+            first=start_iteration + 1,
+            last=cfg.trainer.total_iterations,
+            version=start_iteration,
+            max_staleness=staleness,
+        )
+        cleanup.callback(parts.producer.close)  # before the engines and the policy close
     bar = progress.task("RL", total=cfg.trainer.total_iterations, completed=start_iteration)
     started = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -422,6 +459,8 @@ def _train(
             save(iteration)  # writes on rank 0 only
         dist.barrier(ctx)
     bar.done()
+    if parts.producer is not None:
+        parts.producer.close()  # what it produced ahead is not needed any more
     if iteration > start_iteration and saved_at != iteration:
         save(iteration)  # the last iteration (also after trainer.max_seconds)
 
@@ -476,30 +515,51 @@ def _sft(
     return metrics
 
 
-def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
-    """One iteration: rollout, reward shaping, credit, samples, update, weight sync."""
+def _rollout(parts: _Parts, iteration: int) -> tuple[list[Trajectory], dict[str, float]]:
+    """Iteration ``iteration``'s rollout: this rank's share of its tasks, N rollouts each
+    (called by the loop, or ahead of it by the rollout producer's thread)."""
     cfg, ctx, engine = parts.cfg, parts.ctx, parts.engine
     it_seed = _iteration_seed(cfg.seed, iteration)
-    t0 = time.perf_counter()
-
-    # rollout: this rank's share of the iteration's tasks, N rollouts each
     methods = parts.methods or build_loop_methods(cfg)
     all_tasks = methods.sample_tasks(
         env_spec(cfg), cfg.trainer.tasks_per_iteration, it_seed, iteration
     )  # algorithm.task_sampler
     engine.sampling = sampling_params(cfg.policy.sampling, it_seed + ctx.rank)
     engine.stats = type(engine.stats)()
-    parts.model.eval()
     trajectories = engine.run(
         all_tasks[ctx.rank :: ctx.world_size], n=cfg.env.rollout.n, group_prefix=f"it{iteration}-"
     )
-    t_rollout = time.perf_counter() - t0
+    return trajectories, engine.stats.as_metrics("perf/rollout_")
+
+
+def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
+    """One iteration: rollout (or take the one produced ahead), drop what is too stale,
+    reward shaping, credit, samples, mismatch correction, update, weight sync."""
+    cfg, ctx = parts.cfg, parts.ctx
+    it_seed = _iteration_seed(cfg.seed, iteration)
+    t0 = time.perf_counter()
+    methods = parts.methods or build_loop_methods(cfg)
+    if parts.producer is None:
+        parts.model.eval()
+        trajectories, rollout_metrics = _rollout(parts, iteration)
+        t_rollout = time.perf_counter() - t0
+    else:
+        produced = parts.producer.take(iteration)
+        trajectories, rollout_metrics = produced.trajectories, produced.metrics
+        t_rollout = produced.seconds
+        rollout_metrics["perf/seconds_rollout_wait"] = time.perf_counter() - t0
+    played = trajectories
+    # the trainer holds version iteration - 1 (weights after the previous update)
+    trajectories, stale_metrics = drop_stale(
+        trajectories, iteration - 1, cfg.trainer.max_staleness
+    )
 
     # one batch, read top to bottom
     batch = IterationBatch.from_rollouts(iteration, trajectories)
     # success rates of whole episodes (a local strategy's re-rolls start mid-episode)
-    batch.metrics.update(summarize(whole_episodes(trajectories), "train/", by_type=False))
-    batch.metrics.update(engine.stats.as_metrics("perf/rollout_"))
+    batch.metrics.update(summarize(whole_episodes(played), "train/", by_type=False))
+    batch.metrics.update(rollout_metrics)
+    batch.metrics.update(stale_metrics)
     batch.shape_rewards(parts.shapers)
     methods.provide(batch)  # input providers: judges, the policy's own log-probs, critics
     batch.compute_advantages(cfg.algorithm.adv_estimator, cfg.algorithm.estimator_kwargs())
@@ -526,9 +586,15 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
     if fsdp.is_sharded(parts.model):  # each forward is a collective: equal counts first
         samples = dist.pad_samples(samples, ctx)
     if not cfg.actor.use_rollout_logprobs:
+        rollout_logprobs = [s.old_logprobs for s in samples]  # fill_logprobs replaces them
         fill_logprobs(
             parts.model, samples, "old_logprobs", mb, parts.pad_id, parts.device, shared_prefix
         )
+        # perf/mismatch_kl, and actor.tis's truncated weights / mismatch mask
+        tis = cfg.actor.tis
+        correction = correct_samples(samples, rollout_logprobs, tis.clip, tis.mask_threshold)
+        samples = correction.samples
+        batch.metrics.update(correction.metrics)
     if parts.ref_model is not None:
         fill_logprobs(
             parts.ref_model, samples, "ref_logprobs", mb, parts.pad_id, parts.device, shared_prefix
@@ -562,10 +628,7 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
         raise ValueError(f"update schedule {schedule.name!r} does not run data parallel")
     batch.metrics.update(schedule.run(samples, update, score))
     t_sync = time.perf_counter()
-    if cfg.policy.backend != "hf":
-        parts.policy.load_weights(merged_state_dict(parts.model))
-    elif parts.rollout_model is not None and parts.rollout_model is not parts.model:
-        fsdp.sync_rollout_copy(parts.rollout_model, parts.model)  # FSDP's generation copy
+    _sync_weights(parts, version=iteration)
     t_sync = time.perf_counter() - t_sync
     t_update = time.perf_counter() - t1
     methods.after_update(batch)  # critics learn, value trackers update
@@ -581,3 +644,26 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
         }
     )
     return dist.mean_metrics(batch.metrics, ctx)
+
+
+def _sync_weights(parts: _Parts, version: int) -> None:
+    """Put the trainer's weights into the rollout policy as ``version`` (between two of
+    its ``generate`` calls when a rollout producer runs), then let the producer go on."""
+    policy = parts.policy
+    assert isinstance(policy, VersionedPolicy)
+    model, twin = parts.model, parts.rollout_model
+    if parts.cfg.policy.backend != "hf":
+        policy.load_weights(merged_state_dict(model), version=version)
+    elif twin is None or twin is model:
+        policy.refresh(None, version)  # the hf policy generates with the trainer's model
+    elif fsdp.is_sharded(model):
+        policy.refresh(lambda: fsdp.sync_rollout_copy(twin, model), version)  # FSDP's copy
+    else:
+        policy.refresh(lambda: _copy_weights(twin, model), version)  # max_staleness's copy
+    if parts.producer is not None:
+        parts.producer.advance(version)
+
+
+@torch.no_grad()
+def _copy_weights(twin: torch.nn.Module, model: torch.nn.Module) -> None:
+    twin.load_state_dict(model.state_dict())
