@@ -125,8 +125,8 @@ class VersionedPolicy(Policy):
         if self.cancelled is threading.current_thread():
             raise ProducerStopped("the rollout producer is closing")
         with self._lock:
-            generations = self.inner.generate(inputs, sampling)
             version = self.version
+            generations = self.inner.generate(inputs, sampling)
         for gen in generations:
             if gen.finish_reason == "error":
                 continue
