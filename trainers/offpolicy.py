@@ -402,4 +402,3 @@ class RolloutProducer:
         """Rollouts produced and not yet taken."""
         with self._cond:
             return len(self._ready)
-

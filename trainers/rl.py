@@ -550,9 +550,7 @@ def _rl_iteration(parts: _Parts, iteration: int) -> dict[str, float]:
         rollout_metrics["perf/seconds_rollout_wait"] = time.perf_counter() - t0
     played = trajectories
     # the trainer holds version iteration - 1 (weights after the previous update)
-    trajectories, stale_metrics = drop_stale(
-        trajectories, iteration - 1, cfg.trainer.max_staleness
-    )
+    trajectories, stale_metrics = drop_stale(trajectories, iteration - 1, cfg.trainer.max_staleness)
 
     # one batch, read top to bottom
     batch = IterationBatch.from_rollouts(iteration, trajectories)
