@@ -11,7 +11,10 @@ function, :func:`agentgym.evaluation.metrics.summarize`.
 
 Determinism: every iteration's task sample and sampling seed derive from
 ``(seed, iteration)``, so a run resumed from a checkpoint continues exactly as an
-uninterrupted run would (on CPU, same machine and thread count).
+uninterrupted run would (on CPU, same machine and thread count). With
+``trainer.max_staleness >= 1`` the rollouts of the next iterations run in a thread while
+the current update runs (:mod:`agentgym.trainers.offpolicy`); which policy version samples
+which step then depends on timing, so such runs are not reproducible step for step.
 """
 
 from __future__ import annotations
