@@ -2,11 +2,15 @@
 
 Every inference backend (transformers, vLLM, an OpenAI-compatible server) and the
 built-in ``expert`` and ``random`` policies implement :class:`Policy`. The rollout engine
-only ever talks to this interface.
+only ever talks to this interface: :meth:`Policy.generate` for a batch (the lock-step
+engine), :meth:`Policy.agenerate` for one prompt awaited on an event loop (the asynchronous
+engine, :mod:`agentgym.rollout.async_engine`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -84,6 +88,8 @@ def request_seed(sampling: SamplingParams, item: PolicyInput, index: int) -> int
 
 FinishReason = Literal["stop", "length", "error"]
 
+_QUEUE_LOCK = threading.Lock()
+
 
 @dataclass
 class Generation:
@@ -135,12 +141,53 @@ class Policy:
         return ``finish_reason="error"`` for it instead."""
         raise NotImplementedError
 
+    async def agenerate(
+        self, item: PolicyInput, sampling: SamplingParams, index: int = 0
+    ) -> Generation:
+        """One prompt, awaitable from any event loop while other prompts are in flight.
+
+        ``index`` picks the seed stream as the prompt's position in a batch would
+        (:func:`request_seed`), for an input without its own ``seed``. Same contract as
+        :meth:`generate`: never raises for a bad prompt.
+
+        The default batches concurrent requests into :meth:`generate` calls through a
+        :class:`~agentgym.policies.batching.BatchingQueue` (one worker thread, requests
+        that arrive close together share a call). Backends that batch continuously
+        themselves (a server, an async engine) override it.
+        """
+        if item.seed is None and sampling.seed is not None:
+            item = dataclasses.replace(item, seed=sampling.seed + index)
+        return await self.batching_queue().agenerate(item, sampling)
+
+    def batching_queue(self) -> Any:
+        """The :class:`~agentgym.policies.batching.BatchingQueue` behind the default
+        :meth:`agenerate` (made on first use; ``max_batch`` is the policy's
+        ``batch_size`` when it has one)."""
+        from agentgym.policies.batching import BatchingQueue
+
+        with _QUEUE_LOCK:
+            queue = self.__dict__.get("_batching_queue")
+            if queue is None:
+                queue = BatchingQueue(
+                    self.generate,
+                    max_batch=int(getattr(self, "batch_size", 64) or 64),
+                    name=f"agentgym-batching-{type(self).__name__}",
+                )
+                self.__dict__["_batching_queue"] = queue
+            return queue
+
+    def _close_batching_queue(self) -> None:
+        queue = self.__dict__.pop("_batching_queue", None)
+        if queue is not None:
+            queue.close()
+
     def load_weights(self, weights: Mapping[str, Any]) -> None:
         """Replace the model's weights in place (a full or partial state dict)."""
         raise NotImplementedError(f"{type(self).__name__} has no weights to load")
 
     def close(self) -> None:
         """Release engines, servers and memory."""
+        self._close_batching_queue()
 
     def __enter__(self) -> Policy:
         return self

@@ -37,6 +37,12 @@ class HintPolicy(Policy):
             )
         return out
 
+    async def agenerate(
+        self, item: PolicyInput, sampling: SamplingParams, index: int = 0
+    ) -> Generation:
+        """The hint, at once: there is nothing to batch or wait for."""
+        return self.generate([item], sampling)[0]
+
 
 class ExpertPolicy(HintPolicy):
     """``expert``: the environment's solver (``TextEnv.expert_action``)."""

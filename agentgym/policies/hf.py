@@ -20,6 +20,10 @@ Conventions (the same in every backend; see ``docs/policies.md``):
   seed (different random streams).
 
 Share weights with a trainer with :meth:`HFPolicy.from_model`.
+
+Asynchronous rollouts: :meth:`~agentgym.policies.base.Policy.agenerate` goes through a
+batching queue (:mod:`agentgym.policies.batching`): the prompts of episodes that ask at
+about the same time share one ``generate`` call, at most ``batch_size`` of them.
 """
 
 from __future__ import annotations
@@ -305,6 +309,7 @@ class HFPolicy(Policy):
             self.model.load_state_dict(dict(weights), strict=False)
 
     def close(self) -> None:
+        self._close_batching_queue()
         self.model = None
 
 

@@ -28,10 +28,12 @@ prompt that still fails gets ``finish_reason="error"`` with the last error; the 
 raises. Up to ``concurrency`` requests are in flight at once.
 
 Requests run as tasks of one ``httpx.AsyncClient`` on an event loop in a thread the policy
-owns; :meth:`OpenAIPolicy.generate` waits for them. Ctrl-C (``KeyboardInterrupt``, or any
-exception) while it waits cancels every request in flight -- their connections are closed
-at once -- instead of waiting them out. Request bodies are sent as ASCII JSON, so text a
-server returned with a lone surrogate (``"\\ud800"``) can be sent back in the next turn.
+owns; :meth:`OpenAIPolicy.generate` waits for them, and :meth:`OpenAIPolicy.agenerate`
+(one prompt, for the asynchronous rollout engine) is awaitable from any event loop. Ctrl-C
+(``KeyboardInterrupt``, or any exception) while it waits cancels every request in flight --
+their connections are closed at once -- instead of waiting them out. Request bodies are
+sent as ASCII JSON, so text a server returned with a lone surrogate (``"\\ud800"``) can be
+sent back in the next turn.
 """
 
 from __future__ import annotations
@@ -93,6 +95,17 @@ class _LoopThread:
         except BaseException:
             future.cancel()
             raise
+
+    async def await_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this loop and await it from another event loop (or from this
+        one); cancelling the awaiting task cancels ``coro``."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def close(self) -> None:
         if self.loop.is_closed():
@@ -211,6 +224,14 @@ class OpenAIPolicy(Policy):
         if not inputs:
             return []
         return self._loop.run(self._generate_all(list(inputs), sampling))
+
+    async def agenerate(
+        self, item: PolicyInput, sampling: SamplingParams, index: int = 0
+    ) -> Generation:
+        """One prompt as one HTTP request, awaitable from any event loop: the requests of
+        concurrent episodes are in flight together (at most ``concurrency``), and the
+        server batches them continuously."""
+        return await self._loop.await_on_loop(self._generate_one(item, sampling, index))
 
     async def _generate_all(
         self, inputs: list[PolicyInput], sampling: SamplingParams

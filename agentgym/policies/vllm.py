@@ -294,6 +294,7 @@ class VLLMPolicy(Policy):
         return self._host_weights
 
     def close(self) -> None:
+        self._close_batching_queue()
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             try:

@@ -1,5 +1,6 @@
 """Rollouts: prompt styles, environment pools and the multi-turn rollout engine."""
 
+from agentgym.rollout.async_engine import AsyncRolloutEngine
 from agentgym.rollout.engine import RolloutEngine, RolloutStats, TaskRequest
 from agentgym.rollout.executor import (
     EnvCall,
@@ -13,6 +14,7 @@ from agentgym.rollout.prompts import PromptBuilder, PromptConfig
 from agentgym.rollout.tasks import sample_tasks
 
 __all__ = [
+    "AsyncRolloutEngine",
     "EnvCall",
     "EnvOutcome",
     "EnvPool",

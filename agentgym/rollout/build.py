@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agentgym.errors import ConfigError
 from agentgym.parsers import get_parser
 from agentgym.policies.base import Policy, SamplingParams
+from agentgym.rollout.async_engine import MODES, AsyncRolloutEngine
 from agentgym.rollout.engine import RolloutEngine
 from agentgym.rollout.executor import EnvSpec, make_pool
 from agentgym.rollout.prompts import PromptBuilder, PromptConfig
@@ -54,17 +56,24 @@ def build_engine(
     invalid_action_penalty: float = 0.0,
     max_prompt_tokens: int = 4096,
     strategy: Any = None,
+    mode: str = "sync",
 ) -> RolloutEngine:
     """A rollout engine; ``parser`` and the turn limit default to the environment's.
     ``executor_options`` are the pool backend's own arguments (``envs_per_actor``...);
     ``strategy`` a rollout strategy (:mod:`agentgym.rollout.strategies`; ``None``:
-    independent episodes)."""
+    independent episodes); ``mode`` ``sync`` (lock step) or ``async`` (one agent loop per
+    episode, :class:`~agentgym.rollout.async_engine.AsyncRolloutEngine`)."""
+    if mode not in MODES:
+        raise ConfigError(f"rollout mode {mode!r} is not one of {list(MODES)}")
+    if mode == "async" and strategy is not None:
+        AsyncRolloutEngine.check_strategy(strategy)
     defaults = env_defaults(spec)
     action_parser = get_parser(parser or defaults.action_parser)
     pool = make_pool(
         executor, spec, max(1, pool_size), timeout=timeout, seed=seed, **(executor_options or {})
     )
-    return RolloutEngine(
+    engine = AsyncRolloutEngine if mode == "async" else RolloutEngine
+    return engine(
         pool,
         policy,
         action_parser,

@@ -317,44 +317,49 @@ class RolloutEngine:
         return out
 
     def _reset(self, starting: list[_Episode]) -> None:
-        calls = [
-            EnvCall(
+        calls = [self._start_call(ep) for ep in starting]
+        for ep, out in zip(starting, self._env(calls), strict=True):
+            self._started(ep, out)
+
+    def _start_call(self, ep: _Episode) -> EnvCall:
+        """The call that starts ``ep`` in its slot: a ``reset``, or a ``restore`` (branch)."""
+        if ep.start is None:
+            return EnvCall(
                 ep.slot,
                 "reset",
                 seed=ep.request.seed,
                 options={"task_id": ep.request.task_id},
                 hints=self._hint_names,
             )
-            if ep.start is None
-            else EnvCall(ep.slot, "restore", snapshot=ep.start, hints=self._hint_names)
-            for ep in starting
-        ]
-        for ep, out in zip(starting, self._env(calls), strict=True):
-            if ep.start is not None:  # a branch: its prompt and observation came with it
-                ep.start = None
-                self.stats.restores += 1
-                if out.error:
-                    self._fail(ep, f"restore failed: {out.error}")
-                else:
-                    ep.hints = out.hints
-                continue
+        return EnvCall(ep.slot, "restore", snapshot=ep.start, hints=self._hint_names)
+
+    def _started(self, ep: _Episode, out: EnvOutcome) -> None:
+        """Take in the outcome of :meth:`_start_call`: the first observation and prompt."""
+        if ep.start is not None:  # a branch: its prompt and observation came with it
+            ep.start = None
+            self.stats.restores += 1
             if out.error:
-                self._fail(ep, f"reset failed: {out.error}")
-                continue
-            ep.observation, ep.info, ep.hints = out.observation, out.info, out.hints
-            ep.traj.instruction = str(out.info.get("instruction", ""))
-            ep.traj.split = str(out.info.get("split", ep.traj.split))
-            ep.traj.task_type = out.info.get("task_type")
-            # What the first prompt showed besides the observation, so the episode's
-            # prompts can be re-rendered with other templates (SFT from JSONL files).
-            ep.traj.metadata["reset_info"] = {
-                k: out.info[k]
-                for k in ("admissible_actions", "tools", "agent_id", "agent_prompt")
-                if k in out.info
-            }
-            ep.prompt = EpisodePrompt(self.prompts, ep.traj.instruction, ep.observation, ep.info)
-            if self.prompts.config.style == "chat" and self._tokenizer is not None:
-                ep.prompt_ids = ep.prompt.token_ids(self._tokenizer)
+                self._fail(ep, f"restore failed: {out.error}")
+            else:
+                ep.hints = out.hints
+            return
+        if out.error:
+            self._fail(ep, f"reset failed: {out.error}")
+            return
+        ep.observation, ep.info, ep.hints = out.observation, out.info, out.hints
+        ep.traj.instruction = str(out.info.get("instruction", ""))
+        ep.traj.split = str(out.info.get("split", ep.traj.split))
+        ep.traj.task_type = out.info.get("task_type")
+        # What the first prompt showed besides the observation, so the episode's
+        # prompts can be re-rendered with other templates (SFT from JSONL files).
+        ep.traj.metadata["reset_info"] = {
+            k: out.info[k]
+            for k in ("admissible_actions", "tools", "agent_id", "agent_prompt")
+            if k in out.info
+        }
+        ep.prompt = EpisodePrompt(self.prompts, ep.traj.instruction, ep.observation, ep.info)
+        if self.prompts.config.style == "chat" and self._tokenizer is not None:
+            ep.prompt_ids = ep.prompt.token_ids(self._tokenizer)
 
     def _seed(self, ep: _Episode) -> int | None:
         """This episode's sampling seed for its next step: from the run's seed, the episode

@@ -17,6 +17,13 @@ Other backends register with :func:`register_pool`. Every call returns an
 :class:`EnvOutcome` and never raises for an environment's failure: an env that raises or
 hangs yields ``EnvOutcome(error=...)`` and the run goes on.
 
+Two ways to drive a pool: :meth:`EnvPool.run` takes a batch of calls and returns when all
+are done (the lock-step engine), and :meth:`EnvPool.arun` is a coroutine for one call, so
+that each episode of the asynchronous engine (:mod:`agentgym.rollout.async_engine`) steps
+its env as soon as its action is known, while the event loop goes on. ``run`` may be called
+from several threads at once for different slots: every built-in pool runs calls to slots
+of different workers (threads, processes, Ray actors) side by side.
+
 Calls are ``reset`` and ``step`` (an episode), and ``snapshot`` and ``restore`` (rollouts
 that branch, :mod:`agentgym.rollout.strategies`): ``snapshot`` answers with the slot's
 :class:`~agentgym.snapshots.EnvSnapshot` in ``EnvOutcome.snapshot``, and ``restore`` puts a
@@ -27,6 +34,7 @@ processes and Ray actors inside the calls and outcomes like everything else.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
@@ -193,13 +201,39 @@ class EnvPool:
 
     def __init__(self, spec: EnvSpec, size: int, timeout: float | None = 60.0, seed: int = 0):
         self.spec, self.size, self.timeout, self.seed = spec, size, timeout, seed
+        self._callers: cf.ThreadPoolExecutor | None = None
+        self._callers_lock = threading.Lock()
 
     def run(self, calls: Sequence[EnvCall]) -> list[EnvOutcome]:
         """Run calls (at most one per slot) and return their outcomes, in order."""
         raise NotImplementedError
 
+    async def arun(self, call: EnvCall) -> EnvOutcome:
+        """Run one call without blocking the event loop; calls to other slots may run at
+        the same time (at most one call per slot at once, as for :meth:`run`).
+
+        The default runs ``run([call])`` in one of ``size`` threads the pool keeps for its
+        async callers, so a slow env holds only its own episode.
+        """
+        loop = asyncio.get_running_loop()
+        (out,) = await loop.run_in_executor(self._caller_threads(), self.run, [call])
+        return out
+
+    def _caller_threads(self) -> cf.ThreadPoolExecutor:
+        with self._callers_lock:
+            if self._callers is None:
+                self._callers = cf.ThreadPoolExecutor(
+                    max_workers=max(1, self.size), thread_name_prefix="agentgym-env-call"
+                )
+            return self._callers
+
+    def _close_callers(self) -> None:
+        callers, self._callers = self._callers, None
+        if callers is not None:
+            callers.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
-        pass
+        self._close_callers()
 
     def __enter__(self) -> EnvPool:
         return self
@@ -219,6 +253,7 @@ class InlinePool(EnvPool):
         return [self._slots.call(call) for call in calls]
 
     def close(self) -> None:
+        self._close_callers()
         self._slots.close()
 
 
@@ -245,6 +280,15 @@ class ThreadPool(InlinePool):
                 self._slots.drop(call.slot, close=False)
                 out.append(EnvOutcome(error=f"the env did not answer within {self.timeout} s"))
         return out
+
+    async def arun(self, call: EnvCall) -> EnvOutcome:
+        """One call in the pool's own threads, awaited with the per-call timeout."""
+        future = asyncio.wrap_future(self._executor.submit(self._call, call))
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except asyncio.TimeoutError:
+            self._slots.drop(call.slot, close=False)  # as in run: abandon the thread
+            return EnvOutcome(error=f"the env did not answer within {self.timeout} s")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -295,7 +339,10 @@ class ProcessPool(EnvPool):
         self._owner = {s: w for w, slots in enumerate(self._worker_slots) for s in slots}
         self._procs: list[Any] = [None] * workers
         self._conns: list[Any] = [None] * workers
-        self._lock = threading.Lock()
+        # One lock per worker: calls to different workers (from the threads of the async
+        # engine) run side by side; a slot belongs to one worker, so its entry in _lost is
+        # only touched under that worker's lock.
+        self._locks = [threading.Lock() for _ in range(workers)]
         self._lost: set[int] = set()
         for w in range(workers):
             self._start(w)
@@ -322,9 +369,12 @@ class ProcessPool(EnvPool):
         self._start(w)
 
     def run(self, calls: Sequence[EnvCall]) -> list[EnvOutcome]:
-        with self._lock:
-            for w, proc in enumerate(self._procs):
-                if not proc.is_alive():  # died since the last batch: its envs are gone
+        workers = sorted({self._owner[call.slot] for call in calls})
+        with contextlib.ExitStack() as held:
+            for w in workers:  # in order, so two callers never wait on each other
+                held.enter_context(self._locks[w])
+            for w in workers:
+                if not self._procs[w].is_alive():  # died since its last batch: envs gone
                     self._restart(w)
             out: list[EnvOutcome | None] = [None] * len(calls)
             by_worker: dict[int, list[int]] = {}
@@ -370,6 +420,7 @@ class ProcessPool(EnvPool):
             out[idx[k]] = EnvOutcome(error=first if k == received else _LOST)
 
     def close(self) -> None:
+        self._close_callers()
         for w, conn in enumerate(self._conns):
             with contextlib.suppress(BrokenPipeError, OSError):
                 conn.send(None)

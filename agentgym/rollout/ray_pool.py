@@ -207,7 +207,10 @@ class RayPool(EnvPool):
         self._actor_options = {"scheduling_strategy": "SPREAD", **(actor_options or {})}
         self.start_timeout = start_timeout
         self.threads_per_actor = threads_per_actor
-        self._lock = threading.Lock()
+        # One lock per actor: batches for different actors (the async engine's episodes,
+        # each calling from its own thread) run side by side; all the per-slot and per-actor
+        # state below is only touched under the lock of the actor that owns it.
+        self._locks = [threading.Lock() for _ in range(count)]
         self._closed = False
         self._live: set[int] = set()  # slots whose env holds a running episode
         self._lost: dict[int, str] = {}  # slot -> why its episode's env state is gone
@@ -235,7 +238,9 @@ class RayPool(EnvPool):
         return list(self._where)
 
     def run(self, calls: Sequence[EnvCall]) -> list[EnvOutcome]:
-        with self._lock:
+        with contextlib.ExitStack() as held:
+            for w in sorted({self._owner[call.slot] for call in calls}):
+                held.enter_context(self._locks[w])  # in order: callers never deadlock
             out: list[EnvOutcome | None] = [None] * len(calls)
             batches: dict[int, list[int]] = {}
             for i, call in enumerate(calls):
@@ -259,6 +264,7 @@ class RayPool(EnvPool):
         if self._closed:
             return
         self._closed = True
+        self._close_callers()
         ray = self._ray
         if not ray.is_initialized():
             return
