@@ -69,6 +69,7 @@ def build_engine(
         invalid_action_penalty=cfg.env.rollout.invalid_action_penalty,
         max_prompt_tokens=cfg.env.rollout.max_prompt_tokens,
         strategy=strategy,
+        mode=cfg.env.rollout.mode,
     )
 
 
