@@ -66,8 +66,8 @@ class BatchingQueue:
         generate: GenerateFn,
         *,
         max_batch: int = 64,
-        gap: float = 0.005,
-        max_wait: float = 0.05,
+        gap: float = 0.01,
+        max_wait: float = 0.1,
         idle_exit: float = 2.0,
         name: str = "agentgym-batching",
     ) -> None:
