@@ -228,6 +228,11 @@ class SearchEnv(TextEnv):
         task_types: keep only questions of these types (the shipped world's ``1-hop``,
             ``2-hop``, ``3-hop``; external data's ``data_source``), e.g. ``["2-hop"]``
             for questions that need two searches. ``None`` keeps every question.
+        show_tool_schemas: with ``tools``, list the two tools' OpenAI schemas in
+            ``info["tools"]`` (the chat template then shows them in every prompt).
+            ``False`` leaves them out; the call format is unchanged. For a model that
+            learns the format from demonstrations: the schemas are about 300 of the ~480
+            prompt tokens of a tiny model built for this env (``examples/search_tools_cpu.yaml``).
     """
 
     description: ClassVar[str] = (
@@ -260,6 +265,7 @@ class SearchEnv(TextEnv):
         retrieval_score: float = 0.0,
         cache_dir: str | None = None,
         task_types: Sequence[str] | None = None,
+        show_tool_schemas: bool = True,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(render_mode=render_mode)
@@ -308,7 +314,8 @@ class SearchEnv(TextEnv):
         self._ids = self._select_tasks(self.task_types)
         # The tools protocol answers with tool calls: that is the response format to prompt
         self.action_parser = "tool_call" if protocol == "tools" else type(self).action_parser
-        self._tool_schemas = tool_schemas(self.topk) if protocol == "tools" else None
+        show = protocol == "tools" and bool(show_tool_schemas)
+        self._tool_schemas = tool_schemas(self.topk) if show else None
         # episode state
         self._row: QARow | None = None
         self._prompt = ""

@@ -14,6 +14,7 @@ from agentgym.envs.search import SearchEnv
 from agentgym.envs.search.env import SEARCH_R1_INVALID_ACTION
 from agentgym.errors import ConfigError
 from agentgym.parsers import get_parser
+from agentgym.rollout.prompts import prompt_tools
 from agentgym.tools.retrieval import Passage
 from tests.search.conftest import free_port
 
@@ -132,6 +133,26 @@ def test_tools_protocol_accepts_hermes_calls_and_canonical_json() -> None:
     assert parser.parse(parser.render(expert)).action == expert
     _, reward, terminated, _, info = env.step(expert)
     assert terminated and reward == 1.0
+
+
+def test_tool_schemas_can_be_left_out_of_the_prompt() -> None:
+    """``show_tool_schemas=False``: no ``info["tools"]`` (so no tools block in any prompt),
+    the same calls, observations and rewards."""
+    shown = agentgym.make("Search-v0", protocol="tools")
+    hidden = agentgym.make("Search-v0", protocol="tools", show_tool_schemas=False)
+    task = first_task(shown, "2-hop")
+    _, info_shown = shown.reset(options={"task_id": task})
+    _, info_hidden = hidden.reset(options={"task_id": task})
+    assert info_shown["tools"] and not info_hidden.get("tools")
+    for _ in range(3):
+        action = shown.unwrapped.expert_action()
+        assert hidden.unwrapped.expert_action() == action
+        a, b = shown.step(action), hidden.step(action)
+        assert a[:4] == b[:4] and a[4]["state_key"] == b[4]["state_key"]
+        if a[2]:
+            break
+    assert a[1] == 1.0 and b[4]["success"]
+    assert prompt_tools(info_hidden) is None
 
 
 @pytest.mark.parametrize(
