@@ -252,6 +252,18 @@ class InlinePool(EnvPool):
     def run(self, calls: Sequence[EnvCall]) -> list[EnvOutcome]:
         return [self._slots.call(call) for call in calls]
 
+    async def arun(self, call: EnvCall) -> EnvOutcome:
+        """One call in the pool's one env thread: off the event loop, and, as in
+        :meth:`run`, one env call at a time (envs need not tolerate each other's threads)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._env_thread(), self._slots.call, call)
+
+    def _env_thread(self) -> cf.ThreadPoolExecutor:
+        with self._callers_lock:
+            if self._callers is None:
+                self._callers = cf.ThreadPoolExecutor(1, thread_name_prefix="agentgym-inline-env")
+            return self._callers
+
     def close(self) -> None:
         self._close_callers()
         self._slots.close()
