@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import typer
 from rich.table import Table
@@ -12,19 +13,35 @@ from agentgym.cli.common import console, parse_kwargs, user_errors
 _PARENTHETICAL = re.compile(r"\s*\([^()]*\)")
 
 
+def _describe(env: object) -> str:
+    """An env's (or env class's) ``description``, else its docstring's first line."""
+    doc = (env.__doc__ if isinstance(env, type) else type(env).__doc__) or ""
+    return getattr(env, "description", "") or (doc.strip().splitlines() or [""])[0]
+
+
 def register(app: typer.Typer) -> None:
     env_app = typer.Typer(help="List and check registered environments.", no_args_is_help=True)
     app.add_typer(env_app, name="env")
 
     @env_app.command("list")
     def list_envs(
+        ids: list[str] = typer.Argument(
+            None, help="Only these ids (or ids containing these words, case-insensitive)."
+        ),
         counts: bool = typer.Option(True, help="Build each env to count its tasks per split."),
     ) -> None:
         """List registered environments: id, description and tasks per split."""
         from agentgym.env import SPLITS
-        from agentgym.registry import default_max_steps, entries, make
+        from agentgym.registry import default_max_steps, entries, env_class, make
 
         listed = sorted(entries().items())
+        if ids:
+            words = [i.lower() for i in ids]
+            listed = [(k, e) for k, e in listed if any(w in k.lower() for w in words)]
+            if not listed:
+                known = ", ".join(sorted(entries()))
+                console.print(f"[red]no environment matches {' '.join(ids)}[/]; known: {known}")
+                raise typer.Exit(2)
         # plugins say where they come from; with agentgym's own envs only, the column is noise
         show_source = any(entry.source != "agentgym" for _, entry in listed)
         # a narrow terminal gets descriptions without their parenthetical details
@@ -36,22 +53,32 @@ def register(app: typer.Typer) -> None:
             table.add_column(col, justify="right")
         if show_source:
             table.add_column("source", no_wrap=True)
-        for env_id, entry in listed:
-            description, sizes = "", ["?"] * len(SPLITS)
-            if counts:
+
+        def row_of(env_id: str) -> tuple[str, list[str]]:
+            """Description and tasks per split of one env (never raises)."""
+            sizes = ["?"] * len(SPLITS)
+            if not counts:  # the class says what it is without building anything
                 try:
-                    env = make(env_id)
+                    return _describe(env_class(env_id)), sizes
+                except Exception as exc:
+                    return f"[red]cannot be imported: {type(exc).__name__}: {exc}[/]", sizes
+            try:
+                env = make(env_id)
+                try:
                     base = env.unwrapped
-                    description = (
-                        getattr(base, "description", "")
-                        or ((type(base).__doc__ or "").strip().splitlines() or [""])[0]
-                    )
-                    sizes = [str(len(base.task_ids(s))) for s in SPLITS]
+                    return _describe(base), [str(len(base.task_ids(s))) for s in SPLITS]
+                finally:
                     env.close()
-                    if short:
-                        description = _PARENTHETICAL.sub("", description)
-                except Exception as exc:  # one broken env must not hide the others
-                    description = f"[red]cannot be built: {type(exc).__name__}: {exc}[/]"
+            except Exception as exc:  # one broken env must not hide the others
+                return f"[red]cannot be built: {type(exc).__name__}: {exc}[/]", sizes
+
+        # Envs are built side by side: most of the time goes to imports and to servers
+        # (MCP, OpenEnv) starting in subprocesses, which overlap.
+        with ThreadPoolExecutor(max_workers=max(1, min(8, len(listed)))) as pool:
+            rows = list(pool.map(row_of, [env_id for env_id, _ in listed]))
+        for (env_id, entry), (description, sizes) in zip(listed, rows, strict=True):
+            if short and not description.startswith("[red]"):
+                description = _PARENTHETICAL.sub("", description)
             try:
                 steps = str(default_max_steps(env_id))
             except Exception:  # an env whose class cannot even be imported

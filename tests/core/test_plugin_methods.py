@@ -102,7 +102,7 @@ run = run_with
 
 
 def test_plain_gymnasium_env_is_listed_and_passes_the_checker(plugin_site: Path) -> None:
-    listing = run([AGENTGYM, "env", "list"], plugin_site)
+    listing = run([AGENTGYM, "env", "list", "GuessNumber"], plugin_site)
     assert listing.returncode == 0, listing.stderr
     assert "GuessNumber-v0" in listing.stdout
     check = run([AGENTGYM, "env", "check", "GuessNumber-v0"], plugin_site)

@@ -31,8 +31,13 @@ def test_third_party_env_registers_through_the_entry_point(tmp_path: Path) -> No
         {"agentgym.envs": {"TinyLake-v0": "tinylake_plugin:TinyLake"}},
     )
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
+    # --no-counts: the layout is the same, and nothing is built (counts: the next tests)
     listing = subprocess.run(
-        [AGENTGYM, "env", "list"], env=env, capture_output=True, text=True, check=True
+        [AGENTGYM, "env", "list", "--no-counts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "TinyLake-v0" in listing and "tinylake-plugin" in listing
     made = subprocess.run(
@@ -56,8 +61,13 @@ def test_third_party_env_registers_through_the_entry_point(tmp_path: Path) -> No
 
 def test_env_list_fits_a_narrow_terminal() -> None:
     env = {**os.environ, "COLUMNS": "80"}
+    # --no-counts: the layout is the same, and nothing is built (counts: the next tests)
     listing = subprocess.run(
-        [AGENTGYM, "env", "list"], env=env, capture_output=True, text=True, check=True
+        [AGENTGYM, "env", "list", "--no-counts"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert all(len(line) <= 80 for line in listing.splitlines())
     for env_id in ("Sokoban-v0", "FrozenLake-v0", "Search-v0"):
@@ -65,13 +75,29 @@ def test_env_list_fits_a_narrow_terminal() -> None:
     assert "BFS expert" not in listing  # parenthetical details go when narrow
     assert "source" not in listing  # only agentgym's own envs here
     wide = subprocess.run(
-        [AGENTGYM, "env", "list"],
+        [AGENTGYM, "env", "list", "--no-counts"],
         env={**env, "COLUMNS": "200"},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert "BFS expert" in wide
+
+
+def test_env_list_filters_ids_and_counts_tasks() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    listing = subprocess.run(
+        [AGENTGYM, "env", "list", "sokoban", "FrozenLake"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [line for line in listing.splitlines() if "-v0" in line]
+    assert [row.split()[1] for row in rows] == ["FrozenLake-v0", "Sokoban-v0"]
+    assert all("10000" in row and " 500 " in row for row in rows)  # built and counted
+    none = subprocess.run([AGENTGYM, "env", "list", "Nothing"], capture_output=True, text=True)
+    assert none.returncode == 2 and "no environment matches Nothing" in none.stdout
 
 
 def test_env_check_cli_fails_with_the_rule_named(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ def run(args: list[str], site: Path, cwd: Path, stdin: str | None = None):
 
 def test_the_documented_tool_env_lists_checks_and_plays(probe_site: Path) -> None:
     cwd = probe_site.parent
-    listing = run([AGENTGYM, "env", "list"], probe_site, cwd)
+    listing = run([AGENTGYM, "env", "list", "Probe-v0"], probe_site, cwd)
     assert listing.returncode == 0, listing.stderr
     row = next(line for line in listing.stdout.splitlines() if "Probe-v0" in line)
     assert " 8 " in row  # default_max_steps, not agentgym's 50
