@@ -229,6 +229,30 @@ def test_max_staleness_one_trains_and_resumes(tiny_frozenlake_model: Path, tmp_p
     assert {step_version(s) for t in trajs for s in t.steps} == {2}
 
 
+def test_max_staleness_with_per_episode_async_rollouts(
+    tiny_frozenlake_model: Path, tmp_path: Path
+) -> None:
+    """The producer runs the asynchronous engine (env.rollout.mode: async); its requests
+    are batched into the versioned policy and tagged the same way."""
+    from agentgym.trainers.rl import train
+
+    cfg = _quickstart(
+        tmp_path / "run",
+        tiny_frozenlake_model,
+        "env.rollout.mode=async",
+        "trainer.max_staleness=1",
+        "actor.tis.clip=2.0",
+    )
+    run = Path(train(cfg).run_dir)
+    per_iter = {r["iteration"]: r for r in read_metrics(run) if "train/success" in r}
+    assert sorted(per_iter) == [1, 2]
+    for it, allowed in ((1, {0}), (2, {0, 1})):
+        assert per_iter[it]["perf/stale_dropped"] == 0.0
+        trajs = read_jsonl(run / "rollouts" / f"iter_{it:06d}.jsonl")
+        versions = {step_version(s) for t in trajs for s in t.steps}
+        assert versions and versions <= allowed, (it, versions)
+
+
 def test_sync_runs_log_the_mismatch_and_tag_the_current_version(
     tiny_frozenlake_model: Path, tmp_path: Path
 ) -> None:
