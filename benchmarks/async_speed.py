@@ -23,10 +23,10 @@ Environments and pools (``--envs``):
                     ``local`` sandbox runner), ``threads`` pool;
 ``ALFWorld-v0``     slow env: TextWorld's PDDL engine with games generated offline,
                     ``processes`` pool (its engine is CPU-bound and not thread-safe);
-``SlowLake``        FrozenLake-v0 with an *artificial* wait of 50-350 ms per step (drawn
-                    per task and step, the same in both modes), standing for an env that
-                    waits on something else (a remote sandbox, a web server, a simulator
-                    in another process); ``threads`` pool.
+``SlowLake``        FrozenLake-v0 with an *artificial* wait of 50-350 ms per step
+                    (``--wait-ms``; drawn per task and step, the same in both modes),
+                    standing for an env that waits on something else (a remote sandbox,
+                    a web server, a simulator in another process); ``threads`` pool.
 
 Usage::
 
@@ -60,12 +60,18 @@ MODULE = Path(__file__).stem  # the env class below is imported by this file's n
 
 
 class SlowLake(FrozenLakeEnv):
-    """FrozenLake-v0 that waits 50-350 ms per step (an artificial delay, drawn from the
-    task and the step index so both rollout modes wait the same)."""
+    """FrozenLake-v0 that waits ``wait_ms`` (low, high) per step: an artificial delay, drawn
+    from the task and the step index so both rollout modes wait the same."""
+
+    def __init__(self, wait_ms: tuple[float, float] = (50.0, 350.0), **kw: Any) -> None:
+        super().__init__(**kw)
+        self.wait_ms = wait_ms
 
     def _step(self, action: str) -> StepResult:
         self._waits = getattr(self, "_waits", 0) + 1
-        time.sleep(0.05 + 0.3 * (stable_hash(self._task_id, self._waits) % 1000) / 1000)
+        low, high = self.wait_ms
+        share = (stable_hash(self._task_id, self._waits) % 1000) / 1000
+        time.sleep((low + (high - low) * share) / 1000)
         return super()._step(action)
 
     def _load_task(self, task_id: str, split: str, rng: Any) -> Any:
@@ -134,7 +140,8 @@ def build_model(out: Path, envs: Sequence[str]) -> str:
 
 def measure(env: str, policy: Any, args: argparse.Namespace) -> dict[str, Any]:
     env_id, pool, options, max_steps = ENVS[env]
-    spec = EnvSpec(env_id, max_steps=max_steps)
+    kwargs = {"wait_ms": tuple(args.wait_ms)} if env == "SlowLake" else {}
+    spec = EnvSpec(env_id, kwargs, max_steps=max_steps)
     sampling = SamplingParams(temperature=1.0, max_tokens=args.max_tokens, seed=0)
     tasks = sample_tasks(spec, "train", args.tasks, seed=0)
     size = args.tasks * args.n
@@ -194,6 +201,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds (median kept)")
     parser.add_argument("--max-tokens", type=int, default=24, help="new tokens per turn")
     parser.add_argument("--model", default=None, help="a model directory (default: tiny)")
+    parser.add_argument(
+        "--wait-ms",
+        nargs=2,
+        type=float,
+        default=[50.0, 350.0],
+        metavar=("LOW", "HIGH"),
+        help="SlowLake's artificial wait per step, drawn in [LOW, HIGH] ms",
+    )
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm"], choices=["hf", "vllm"])
     args = parser.parse_args()
 
