@@ -308,6 +308,10 @@ class ThreadPool(InlinePool):
 
 
 _LOST = "lost: its worker process was restarted because another env in it failed"
+_READY, _FAILED = "ready", "failed"
+#: Seconds a new worker process may take to import and build its environments (on a
+#: loaded machine this alone can exceed a short per-call timeout).
+STARTUP_TIMEOUT = 300.0
 
 
 def _worker(conn: Connection, spec: EnvSpec, slots: list[int], seed: int) -> None:
@@ -315,7 +319,12 @@ def _worker(conn: Connection, spec: EnvSpec, slots: list[int], seed: int) -> Non
     soon as it finishes (so a later hang does not lose earlier results)."""
     # Ctrl-C is the parent's to handle; workers are stopped by the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    envs = EnvSlots(spec, slots, seed)
+    try:
+        envs = EnvSlots(spec, slots, seed)
+    except Exception as exc:  # the parent reports it as each call's error
+        conn.send((_FAILED, f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send((_READY, None))  # per-call timeouts start after imports and env set-up
     while True:
         try:
             calls = conn.recv()
@@ -351,6 +360,8 @@ class ProcessPool(EnvPool):
         self._owner = {s: w for w, slots in enumerate(self._worker_slots) for s in slots}
         self._procs: list[Any] = [None] * workers
         self._conns: list[Any] = [None] * workers
+        self._started: list[bool] = [False] * workers  # sent _READY (or _FAILED) yet
+        self._start_error: list[str | None] = [None] * workers
         # One lock per worker: calls to different workers (from the threads of the async
         # engine) run side by side; a slot belongs to one worker, so its entry in _lost is
         # only touched under that worker's lock.
@@ -369,6 +380,28 @@ class ProcessPool(EnvPool):
         proc.start()
         child.close()
         self._procs[w], self._conns[w] = proc, parent
+        self._started[w], self._start_error[w] = False, None
+
+    def _await_start(self, w: int) -> str | None:
+        """Wait (up to :data:`STARTUP_TIMEOUT`) until worker ``w`` has built its envs;
+        return why it could not, or ``None``."""
+        if self._started[w]:
+            return self._start_error[w]
+        conn = self._conns[w]
+        try:
+            if not conn.poll(max(STARTUP_TIMEOUT, self.timeout or 0.0)):
+                raise TimeoutError
+            kind, detail = conn.recv()
+        except (EOFError, OSError, TimeoutError) as exc:
+            kind = _FAILED
+            detail = (
+                f"it did not start within {STARTUP_TIMEOUT:g} s"
+                if isinstance(exc, TimeoutError)
+                else "the process died while starting"
+            )
+        self._started[w] = True
+        self._start_error[w] = None if kind == _READY else str(detail)
+        return self._start_error[w]
 
     def _restart(self, w: int) -> None:
         """Replace worker ``w``; the episodes of all its slots are lost (their next step
@@ -399,6 +432,14 @@ class ProcessPool(EnvPool):
                 by_worker.setdefault(self._owner[call.slot], []).append(i)
             sent: dict[int, list[int]] = {}
             for w, idx in by_worker.items():
+                problem = self._await_start(w)
+                if problem is not None:  # its envs cannot be built: every call says why
+                    for i in idx:
+                        out[i] = EnvOutcome(error=f"the env worker process failed: {problem}")
+                    self._procs[w].kill()
+                    self._procs[w].join(timeout=5)
+                    self._start(w)  # the next batch tries again
+                    continue
                 try:
                     self._conns[w].send([calls[i] for i in idx])
                     sent[w] = idx

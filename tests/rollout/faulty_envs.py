@@ -36,3 +36,10 @@ class HangsOnStep2(RaisesOnStep3):
         if self._task_id == BAD_TASK and self._steps == 2:
             time.sleep(60)
         return StepResult(observation=f"step {self._steps}", reward=0.1)
+
+
+class CannotBeBuilt(FrozenLakeEnv):
+    """Raises in its constructor (a missing data file, a server that is not there)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        raise FileNotFoundError("levels.txt is missing")
