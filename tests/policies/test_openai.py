@@ -126,6 +126,28 @@ def test_model_name_seeds_and_stop_strings(server: str) -> None:
 
 
 @pytest.mark.vllm
+def test_agentgym_eval_against_vllms_server(server: str, tmp_path: Path) -> None:
+    """``agentgym eval --policy openai:URL#model`` end to end against vLLM's own server."""
+    from typer.testing import CliRunner
+
+    from agentgym.cli import app
+    from agentgym.evaluation import load_results
+
+    out = tmp_path / "out"
+    args = ["--env", "FrozenLake-v0", "--tasks", "3", "-K", "2", "--max-tokens", "12"]
+    args += ["--max-steps", "3", "--history-length", "0", "--temperature", "1.0"]
+    result = CliRunner().invoke(
+        app, ["eval", *args, "--policy", f"openai:{server}#tiny", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["error_rate"] == 0.0, summary["errors"]
+    assert summary["metrics"]["episodes"] == 6 and summary["metrics"]["tokens_generated"] > 0
+    steps = [s for t in load_results(out / "results.jsonl") for s in t.steps]
+    assert all(s.response_ids and len(s.response_logprobs) == len(s.response_ids) for s in steps)
+
+
+@pytest.mark.vllm
 def test_a_4xx_is_an_error_at_once(server: str) -> None:
     with serve(lambda m, p, b, n: forward(server)(m, p, b)) as (url, seen):
         policy = make_policy(f"openai:{url}#tiny", max_retries=3, backoff=60.0)
