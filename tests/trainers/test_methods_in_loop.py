@@ -159,60 +159,8 @@ def test_judged_methods_train_with_a_served_judge(
         assert record["judge/turn_score_mean"] == 1.0
 
 
-@pytest.mark.slow
-def test_the_spo_tracker_survives_sigkill_and_resume(
-    tmp_path: Path, tiny_frozenlake_model: Path
-) -> None:
-    """SPO's tracker decides which tasks are played: a run killed after its second
-    checkpoint and resumed must log what an uninterrupted run logs, iteration by iteration."""
-    import signal
-
-    import torch
-
-    from tests.trainers.test_resume_and_ddp import AGENTGYM, _config_file, _learning_metrics
-
-    spo = [
-        "algorithm.adv_estimator=spo",
-        "algorithm.task_sampler={name: spo}",
-        "env.rollout.n=1",
-        "trainer.tasks_per_iteration=4",
-    ]
-    straight = tmp_path / "straight"
-    subprocess.run(
-        [AGENTGYM, "train", str(_config_file(tmp_path, straight, tiny_frozenlake_model, *spo))],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    killed = tmp_path / "killed"
-    config = _config_file(tmp_path, killed, tiny_frozenlake_model, *spo)
-    proc = subprocess.Popen(
-        [AGENTGYM, "train", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    checkpoint = killed / "checkpoints" / "iter_000002"
-    deadline = time.time() + 600
-    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    done = {r["iteration"] for r in read_metrics(killed) if "train/success" in r}
-    assert max(done) < 4, "the kill came too late to test anything"
-    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
-    saved = {p["name"]: p["state"] for p in state["methods"]["providers"]}
-    assert len(saved["spo_tracker"]["alpha"]) > 0  # the tracker is in the checkpoint
-    resumed = subprocess.run(
-        [AGENTGYM, "train", str(config), "--resume"], capture_output=True, text=True, timeout=600
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = _learning_metrics(straight), _learning_metrics(killed)
-    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
-    for it in a:
-        assert "spo/value_mean" in a[it]
-        # health/invalid_streak counts across iterations in the process and restarts at a
-        # resume (the trainer's own watch, not SPO's state): left out
-        for key in (k for k in a[it] if not k.startswith("health/")):
-            assert b[it][key] == pytest.approx(a[it][key], rel=1e-5, abs=1e-7), (it, key)
+# SPO's tracker across a SIGKILL and --resume: tests/trainers/test_resume_and_ddp.py
+# (the kill-and-resume test runs with SPO's provider and task sampler).
 
 
 def test_gae_checkpoints_hold_the_critic_and_a_resumed_run_continues_exactly(

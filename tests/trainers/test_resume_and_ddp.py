@@ -48,18 +48,33 @@ def _learning_metrics(run: Path) -> dict[int, dict]:
     return out
 
 
+#: SPO's tracker and task sampler carry state across iterations that decides which tasks
+#: are played: the kill-and-resume test runs with them, so it covers the trainer's own
+#: state (weights, optimizer, RNGs, metrics, health) and a provider's and a sampler's.
+SPO = (
+    "algorithm.adv_estimator=spo",
+    "algorithm.task_sampler={name: spo}",
+    "env.rollout.n=1",
+    "trainer.tasks_per_iteration=4",
+)
+
+
 def test_sigkill_then_resume_matches_an_uninterrupted_run(
     tmp_path: Path, tiny_frozenlake_model: Path
 ) -> None:
+    """A run killed after its second checkpoint and resumed logs what an uninterrupted run
+    logs, iteration by iteration (SPO's tracker included: see :data:`SPO`)."""
+    import torch
+
     straight = tmp_path / "straight"
     subprocess.run(
-        [AGENTGYM, "train", str(_config_file(tmp_path, straight, tiny_frozenlake_model))],
+        [AGENTGYM, "train", str(_config_file(tmp_path, straight, tiny_frozenlake_model, *SPO))],
         check=True,
         capture_output=True,
         timeout=600,
     )
     killed = tmp_path / "killed"
-    config = _config_file(tmp_path, killed, tiny_frozenlake_model)
+    config = _config_file(tmp_path, killed, tiny_frozenlake_model, *SPO)
     proc = subprocess.Popen(
         [AGENTGYM, "train", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -72,6 +87,9 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     proc.wait()
     done = {r["iteration"] for r in read_metrics(killed) if "train/success" in r}
     assert max(done) < 4, "the kill came too late to test anything"
+    state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
+    saved = {p["name"]: p["state"] for p in state["methods"]["providers"]}
+    assert len(saved["spo_tracker"]["alpha"]) > 0  # the tracker is in the checkpoint
     resumed = subprocess.run(
         [AGENTGYM, "train", str(config), "--resume"], capture_output=True, text=True, timeout=600
     )
@@ -79,6 +97,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     a, b = _learning_metrics(straight), _learning_metrics(killed)
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     for it in a:
+        assert "spo/value_mean" in a[it] and "health/invalid_streak" in a[it]
         assert a[it].keys() == b[it].keys()
         for key in a[it]:
             assert b[it][key] == pytest.approx(a[it][key], rel=1e-5, abs=1e-7), (it, key)
