@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class EvalConfig:
     """The settings that define an evaluation (``summary.json`` records them all).

@@ -390,6 +390,7 @@ class SearchEnv(TextEnv):
                 f"task_types={list(task_types)}: the questions have no type {unknown}; "
                 f"their types are {sorted(found)}"
             )
+
         def kept(task_id: str) -> bool:
             row = self.qa[task_id]
             return (row.task_type or row.data_source) in task_types
