@@ -236,15 +236,9 @@ class OpenAIPolicy(Policy):
     async def _generate_all(
         self, inputs: list[PolicyInput], sampling: SamplingParams
     ) -> list[Generation]:
-        tasks = [
-            asyncio.ensure_future(self._generate_one(item, sampling, i))
-            for i, item in enumerate(inputs)
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:  # cancelled (Ctrl-C): no request outlives the batch
-            for task in tasks:
-                task.cancel()
+        return await _gather_or_cancel(
+            [self._generate_one(item, sampling, i) for i, item in enumerate(inputs)]
+        )
 
     async def _generate_one(
         self, item: PolicyInput, sampling: SamplingParams, index: int
@@ -478,3 +472,13 @@ def _tool_calls_text(calls: list[dict[str, Any]] | None) -> str:
             )
         parts.append(f"<tool_call>{text}</tool_call>")
     return "".join(parts)
+
+
+async def _gather_or_cancel(coros: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run ``coros`` together; if the batch is cancelled (Ctrl-C), no request outlives it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -62,7 +62,7 @@ from agentgym.policies.base import (
 from agentgym.policies.chat import eos_token_ids, prompt_ids_of, prompt_problem
 from agentgym.policies.chat import error_generation as _error
 from agentgym.policies.hub import resolve_model
-from agentgym.policies.openai import _decode, _LoopThread, _snippet
+from agentgym.policies.openai import _decode, _gather_or_cancel, _LoopThread, _snippet
 from agentgym.policies.vllm_launch import (
     LocalVLLMServer,
     VLLMServerError,
@@ -320,15 +320,9 @@ class VLLMServerPolicy(Policy):
     async def _generate_all(
         self, inputs: list[PolicyInput], sampling: SamplingParams
     ) -> list[Generation]:
-        tasks = [
-            asyncio.ensure_future(self._generate_one(item, sampling, i))
-            for i, item in enumerate(inputs)
-        ]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:  # cancelled (Ctrl-C): no request outlives the batch
-            for task in tasks:
-                task.cancel()
+        return await _gather_or_cancel(
+            [self._generate_one(item, sampling, i) for i, item in enumerate(inputs)]
+        )
 
     async def _generate_one(
         self, item: PolicyInput, sampling: SamplingParams, index: int
