@@ -172,6 +172,10 @@ class LocalVLLMServer:
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Wait until ``GET /health`` answers 200."""
         deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2) as client:  # one TLS context, not one per poll
+            self._poll_until_ready(client, timeout, deadline)
+
+    def _poll_until_ready(self, client: httpx.Client, timeout: float, deadline: float) -> None:
         while True:
             if self.process.poll() is not None:
                 raise VLLMServerError(
@@ -180,7 +184,7 @@ class LocalVLLMServer:
                     f"{self.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if client.get(f"{self.url}/health").status_code == 200:
                     return
             if time.monotonic() > deadline:
                 raise VLLMServerError(
