@@ -104,6 +104,7 @@ def _report_interrupt(cfg, config: Path, overrides: list[str]) -> None:
             f"\n[yellow]interrupted[/] before the first checkpoint of {run_dir}; "
             f"`{command}` starts it again.",
             highlight=False,
+            soft_wrap=True,  # never break the command in two (copy-paste)
         )
         return
     err_console.print(
@@ -111,6 +112,7 @@ def _report_interrupt(cfg, config: Path, overrides: list[str]) -> None:
         f"{checkpoint_iteration(ckpt)} ({ckpt}); the iteration in flight is lost. "
         f"Continue with `{command}`.",
         highlight=False,
+        soft_wrap=True,  # never break the command in two (copy-paste)
     )
 
 
