@@ -4,6 +4,7 @@ resumes under another world size."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,9 @@ def _torchrun(tmp_path: Path, config: Path, nproc: int = 2) -> dict[str, float]:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line.split() for line in out.stdout.splitlines() if line.startswith("PARAM_NORM ")]
-    return {rank: float(norm) for _, rank, norm in lines}
+    # the ranks print to one pipe at once: their lines may run into each other
+    found = re.findall(r"PARAM_NORM (\d+) (\d+\.\d{12})", out.stdout)
+    return {rank: float(norm) for rank, norm in found}
 
 
 def _config(tmp_path: Path, run: Path, model: Path, *extra: str) -> Path:
