@@ -322,4 +322,6 @@ def test_hgpo_runs_open_on_history_levels_and_runs_without_samples_on_curves(
         assert page.locator("#view-curves").is_visible()
         assert page.locator("figure.chart").count() == 2
         page.click("#tabs [data-view=rollouts]")
+        # The tab sets the URL hash; the page routes on hashchange, after the click returns.
+        page.wait_for_selector("#group-list p.empty", timeout=10_000)
         assert "saved no rollout samples" in page.inner_text("#group-list")
