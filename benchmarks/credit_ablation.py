@@ -41,6 +41,10 @@ Usage::
     python benchmarks/credit_ablation.py --smoke --estimators grpo --shapers otc   # 1 iteration
     python benchmarks/credit_ablation.py --estimators grpo arenarl mapo spo gae hiper seeupo
     python benchmarks/credit_ablation.py --recipe search --estimators grpo igpo
+    # seeds side by side (one core each), then one table from the finished runs:
+    OMP_NUM_THREADS=1 python benchmarks/credit_ablation.py --seeds 0 --reuse &
+    OMP_NUM_THREADS=1 python benchmarks/credit_ablation.py --seeds 1 --reuse; wait
+    python benchmarks/credit_ablation.py --reuse --markdown runs/table.md
 
 Methods with a model in the loop (ArenaRL and MAPO with the rule judge, SPO, SeeUPO, HiPER,
 GAE, IGPO) take the overrides in ``IN_LOOP``; ``seeupo`` is an update schedule, selected by
@@ -53,7 +57,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from agentgym.runtime import configure_cpu_runtime
@@ -106,8 +110,16 @@ class Results:
     curve: dict[int, list[float]] = field(default_factory=dict)
 
 
-def run(config: str, out: Path, overrides: Sequence[str]) -> Path:
+def run(config: str, out: Path, overrides: Sequence[str], reuse: bool = False) -> Path:
+    """Train one arm into ``out``; with ``reuse``, a finished run there (its summary.json
+    written, with the same config) is read instead of trained again."""
     cfg = load_config(TrainConfig, config, [*overrides, f"trainer.out_dir={out}"])
+    if reuse and (out / "summary.json").exists():
+        saved = load_config(TrainConfig, str(out / "config.yaml"), [])
+        if asdict(saved) == asdict(cfg):
+            print(f"reusing {out}", flush=True)
+            return out
+        print(f"{out} was run with another config: training it again", flush=True)
     train(cfg, force=True)
     return out
 
@@ -331,6 +343,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="1 iteration, tiny sizes")
     parser.add_argument("--out", default="runs/credit_ablation")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read runs already finished under --out instead of training them again (to "
+        "resume, or to run seeds in separate processes and then build one table)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra dotted overrides for every run")
     args = parser.parse_args()
 
@@ -367,6 +385,7 @@ def main() -> None:
             config,
             out / f"seed{seed}" / "sft",
             [*overrides, f"seed={seed}", "trainer.total_iterations=0", "trainer.progress=false"],
+            reuse=args.reuse,
         )
         sft.append(json.loads((sft_dir / "summary.json").read_text())["test_before"])
         print(f"seed {seed}: SFT test success {sft[-1]['test/success']:.3f}", flush=True)
@@ -385,6 +404,7 @@ def main() -> None:
                     f"trainer.val_every={val_every}",
                     "trainer.progress=false",
                 ],
+                reuse=args.reuse,
             )
             for record in read_metrics(rl_dir):
                 if "val/success" in record:
