@@ -144,7 +144,12 @@ def methods_from(
         if missing:
             skipped.append(f"{name} (needs {', '.join(missing)})")
             continue
-        chosen.append(Method(name, IN_LOOP.get(name, (f"algorithm.adv_estimator={name}",))))
+        arm = IN_LOOP.get(name, (f"algorithm.adv_estimator={name}",))
+        if name == "spo":  # one rollout per task: as many tasks as the others' episodes
+            base = load_config(TrainConfig, config, list(overrides))
+            episodes = base.trainer.tasks_per_iteration * base.env.rollout.n
+            arm = (*arm, f"trainer.tasks_per_iteration={episodes}")
+        chosen.append(Method(name, arm))
     shapers = list_reward_shapers() if args.shapers == ["all"] else (args.shapers or [])
     for name in shapers:
         missing = missing_inputs(list(required_info(name)), env_id, env_kwargs)
@@ -172,7 +177,8 @@ def methods_from(
 #: name. ArenaRL and MAPO ask the rule judge (``agentgym.judges:rule_based``: pairwise,
 #: success first then fewer steps -- a ranking that differs from the binary reward; per
 #: turn, 10 for a valid action); SPO plays one rollout per task with its prioritised
-#: sampler; SeeUPO is an update schedule on GRPO advantages with GSPO's sequence ratio;
+#: sampler, on as many tasks per iteration as the other arms play episodes (the same
+#: budget); SeeUPO is an update schedule on GRPO advantages with GSPO's sequence ratio;
 #: HiPER answers in its switch/subgoal/action format. ``--estimators seeupo`` selects it.
 IN_LOOP: dict[str, tuple[str, ...]] = {
     "arenarl": ("algorithm.adv_estimator=arenarl", "judge.model=agentgym.judges:rule_based"),
