@@ -110,13 +110,20 @@ class Results:
     curve: dict[int, list[float]] = field(default_factory=dict)
 
 
+def _settings(cfg: TrainConfig) -> dict:
+    """A run's config without its output folder (a finished run may have been moved)."""
+    settings = asdict(cfg)
+    settings["trainer"].pop("out_dir")
+    return settings
+
+
 def run(config: str, out: Path, overrides: Sequence[str], reuse: bool = False) -> Path:
     """Train one arm into ``out``; with ``reuse``, a finished run there (its summary.json
     written, with the same config) is read instead of trained again."""
     cfg = load_config(TrainConfig, config, [*overrides, f"trainer.out_dir={out}"])
     if reuse and (out / "summary.json").exists():
         saved = load_config(TrainConfig, str(out / "config.yaml"), [])
-        if asdict(saved) == asdict(cfg):
+        if _settings(saved) == _settings(cfg):
             print(f"reusing {out}", flush=True)
             return out
         print(f"{out} was run with another config: training it again", flush=True)
