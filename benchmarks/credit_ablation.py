@@ -6,8 +6,9 @@ the ``valid`` split every few iterations and testing on the held-out ``test`` sp
 end. A *method* is a set of config overrides: an estimator (``--estimators``), a reward
 shaper on top of the base estimator (``--shapers``), or anything else (``--method``, e.g. a
 loss term or an aggregation). Prints, per method, held-out success (mean ± std over seeds,
-per seed, and the mean of the runs' 95% Wilson intervals), invalid-action rate and tool
-calls, and the gain over SFT; ``--markdown`` also writes that table as Markdown.
+per seed, and the mean of the runs' 95% Wilson intervals), invalid-action rate, tool
+calls, episode length (steps, share truncated at the turn limit), seconds per RL iteration
+and the gain over SFT; ``--markdown`` also writes that table as Markdown.
 
 Recipes (``--recipe``): ``quickstart`` (``examples/quickstart.yaml``, FrozenLake) and
 ``search`` (``examples/search_cpu.yaml``, Search-v0 with its search tool); ``--config``
@@ -108,6 +109,7 @@ class Results:
 
     test: list[dict[str, float]] = field(default_factory=list)
     curve: dict[int, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)  # mean seconds per RL iteration
 
 
 def _settings(cfg: TrainConfig) -> dict:
@@ -278,29 +280,34 @@ def table(
     """The result table as Markdown lines."""
     lines = [
         "| method | test success (mean ± std) | per seed | 95% interval (mean) | invalid rate "
-        "| tool calls | gain over SFT |",
-        "|---|---|---|---|---|---|---|",
+        "| tool calls | steps | truncated | s / iteration | gain over SFT |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = [r["test/success"] for r in sft]
 
-    def row(label: str, runs: list[dict[str, float]], gain: bool) -> str:
+    def row(label: str, runs: list[dict[str, float]], seconds: list[float], gain: bool) -> str:
         success = [r["test/success"] for r in runs]
         low = np.mean([r.get("test/success_ci_low", np.nan) for r in runs])
         high = np.mean([r.get("test/success_ci_high", np.nan) for r in runs])
         invalid = [r.get("test/invalid_action_rate", np.nan) for r in runs]
         calls = [r.get("test/tool_calls", np.nan) for r in runs]
+        steps = [r.get("test/steps", np.nan) for r in runs]
+        truncated = [r.get("test/truncated_rate", np.nan) for r in runs]
+        pace = f"{np.mean(seconds):.1f}" if seconds else ""
         diff = np.array(success) - np.array(base[: len(success)])
         return (
             f"| {label} | {_mean_std(success)} | {', '.join(f'{s:.3f}' for s in success)} "
             f"| [{low:.3f}, {high:.3f}] | {np.mean(invalid):.3f} | {np.mean(calls):.2f} "
+            f"| {np.mean(steps):.2f} | {np.mean(truncated):.3f} | {pace} "
             f"| {f'{np.mean(diff):+.3f} ± {np.std(diff):.3f}' if gain else ''} |"
         )
 
     if sft:
-        lines.append(row("SFT only", sft, gain=False))
+        lines.append(row("SFT only", sft, [], gain=False))
     for m in methods:
         if results[m.label].test:
-            lines.append(row(m.label, results[m.label].test, gain=True))
+            r = results[m.label]
+            lines.append(row(m.label, r.test, r.seconds, gain=True))
     return lines
 
 
@@ -352,7 +359,9 @@ def main() -> None:
     )
     parser.add_argument("--claim", choices=["llds", "otc", "branching"], default=None)
     parser.add_argument("--iterations", type=int, default=None, help="default: the config's")
-    parser.add_argument("--val-every", type=int, default=None)
+    parser.add_argument(
+        "--val-every", type=int, default=None, help="0: no validation; default: the config's"
+    )
     parser.add_argument("--smoke", action="store_true", help="1 iteration, tiny sizes")
     parser.add_argument("--out", default="runs/credit_ablation")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
@@ -382,7 +391,10 @@ def main() -> None:
         raise SystemExit("no method to run (see --estimators, --shapers, --method)")
     base = load_config(TrainConfig, config, overrides)
     iterations = 1 if args.smoke else (args.iterations or base.trainer.total_iterations)
-    val_every = args.val_every or (0 if args.smoke else base.trainer.val_every)
+    if args.val_every is not None:  # 0: no validation
+        val_every = args.val_every
+    else:
+        val_every = 0 if args.smoke else base.trainer.val_every
     out = Path(args.out)
     print(
         f"{config}: {len(methods)} method(s) x seeds {seeds}, {iterations} iterations each"
@@ -419,7 +431,11 @@ def main() -> None:
                 ],
                 reuse=args.reuse,
             )
-            for record in read_metrics(rl_dir):
+            records = list(read_metrics(rl_dir))
+            paces = [r["perf/seconds_iteration"] for r in records if "perf/seconds_iteration" in r]
+            if paces:
+                results[m.label].seconds.append(float(np.mean(paces)))
+            for record in records:
                 if "val/success" in record:
                     results[m.label].curve.setdefault(record["iteration"], []).append(
                         record["val/success"]
