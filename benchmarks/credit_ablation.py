@@ -199,8 +199,16 @@ IN_LOOP: dict[str, tuple[str, ...]] = {
     ),
     # HiPER's responses have their own format: its arm runs SFT again (on the expert's
     # demonstrations rendered in that format) from the shared SFT model, so it gets more
-    # SFT than the others -- say so next to its figures.
-    "hiper": ("algorithm.adv_estimator=hiper", "env.action_parser=hiper", "sft.enabled=true"),
+    # SFT than the others -- say so next to its figures. The format is longer than a bare
+    # action: in the quickstart's 12 tokens every response was cut before </action> (100%
+    # invalid, each feedback message making the next prompt longer), hence 24.
+    "hiper": (
+        "algorithm.adv_estimator=hiper",
+        "env.action_parser=hiper",
+        "sft.enabled=true",
+        "policy.sampling.max_tokens=24",
+        "policy.val_sampling.max_tokens=24",
+    ),
     "seeupo": (
         "algorithm.adv_estimator=grpo",
         "actor.policy_loss=gspo",
