@@ -475,6 +475,7 @@ def main() -> None:
     head = (
         f"{config}, seeds {seeds}, {iterations} RL iterations from the same SFT model per "
         f"seed; held-out test split; {minutes:.0f} min in all"
+        + (" (runs read back with --reuse not counted)" if args.reuse else "")
     )
     print(f"\n{head}\n" + "\n".join(lines))
     verdict = otc_verdict(results) if args.claim == "otc" else []
