@@ -133,16 +133,14 @@ def run(config: str, out: Path, overrides: Sequence[str], reuse: bool = False) -
     return out
 
 
-def _env(config: str, overrides: Sequence[str]) -> tuple[str, dict]:
-    cfg = load_config(TrainConfig, config, list(overrides))
-    return cfg.env.id, dict(cfg.env.kwargs)
-
-
 def methods_from(
     args: argparse.Namespace, config: str, overrides: Sequence[str]
 ) -> tuple[list[Method], list[str]]:
     """The methods the flags name, and the ones skipped because the env lacks an input."""
-    env_id, env_kwargs = _env(config, overrides)
+    base = load_config(TrainConfig, config, list(overrides))
+    env_id, env_kwargs = base.env.id, dict(base.env.kwargs)
+    # IN_LOOP overrides may name the base config's episodes per iteration
+    episodes = base.trainer.tasks_per_iteration * base.env.rollout.n
     chosen: list[Method] = []
     skipped: list[str] = []
     estimators = [*list_estimators(), "seeupo"] if args.estimators == ["all"] else args.estimators
@@ -154,11 +152,7 @@ def methods_from(
             skipped.append(f"{name} (needs {', '.join(missing)})")
             continue
         arm = IN_LOOP.get(name, (f"algorithm.adv_estimator={name}",))
-        if name == "spo":  # one rollout per task: as many tasks as the others' episodes
-            base = load_config(TrainConfig, config, list(overrides))
-            episodes = base.trainer.tasks_per_iteration * base.env.rollout.n
-            arm = (*arm, f"trainer.tasks_per_iteration={episodes}")
-        chosen.append(Method(name, arm))
+        chosen.append(Method(name, tuple(o.replace("{episodes}", str(episodes)) for o in arm)))
     shapers = list_reward_shapers() if args.shapers == ["all"] else (args.shapers or [])
     for name in shapers:
         missing = missing_inputs(list(required_info(name)), env_id, env_kwargs)
@@ -187,8 +181,9 @@ def methods_from(
 #: success first then fewer steps -- a ranking that differs from the binary reward; per
 #: turn, 10 for a valid action); SPO plays one rollout per task with its prioritised
 #: sampler, on as many tasks per iteration as the other arms play episodes (the same
-#: budget); SeeUPO is an update schedule on GRPO advantages with GSPO's sequence ratio;
-#: HiPER answers in its switch/subgoal/action format. ``--estimators seeupo`` selects it.
+#: budget: ``{episodes}`` is the base config's tasks x rollouts per iteration); SeeUPO is
+#: an update schedule on GRPO advantages with GSPO's sequence ratio; HiPER answers in its
+#: switch/subgoal/action format. ``--estimators seeupo`` selects it.
 IN_LOOP: dict[str, tuple[str, ...]] = {
     "arenarl": ("algorithm.adv_estimator=arenarl", "judge.model=agentgym.judges:rule_based"),
     "mapo": ("algorithm.adv_estimator=mapo", "judge.model=agentgym.judges:rule_based"),
@@ -196,6 +191,7 @@ IN_LOOP: dict[str, tuple[str, ...]] = {
         "algorithm.adv_estimator=spo",
         "algorithm.task_sampler={name: spo}",
         "env.rollout.n=1",
+        "trainer.tasks_per_iteration={episodes}",
     ),
     # HiPER's responses have their own format: its arm runs SFT again (on the expert's
     # demonstrations rendered in that format) from the shared SFT model, so it gets more
