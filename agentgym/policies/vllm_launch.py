@@ -173,25 +173,22 @@ class LocalVLLMServer:
         """Wait until ``GET /health`` answers 200."""
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:  # one TLS context, not one per poll
-            self._poll_until_ready(client, timeout, deadline)
-
-    def _poll_until_ready(self, client: httpx.Client, timeout: float, deadline: float) -> None:
-        while True:
-            if self.process.poll() is not None:
-                raise VLLMServerError(
-                    f"the vLLM server on port {self.port} exited with code "
-                    f"{self.process.returncode} while starting; its log ({self.log_path}):\n"
-                    f"{self.log_tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"{self.url}/health").status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise VLLMServerError(
-                    f"the vLLM server on port {self.port} did not answer within {timeout:g} s; "
-                    f"its log ({self.log_path}):\n{self.log_tail()}"
-                )
-            time.sleep(0.5)
+            while True:
+                if self.process.poll() is not None:
+                    raise VLLMServerError(
+                        f"the vLLM server on port {self.port} exited with code "
+                        f"{self.process.returncode} while starting; its log "
+                        f"({self.log_path}):\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"{self.url}/health").status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise VLLMServerError(
+                        f"the vLLM server on port {self.port} did not answer within "
+                        f"{timeout:g} s; its log ({self.log_path}):\n{self.log_tail()}"
+                    )
+                time.sleep(0.5)
 
     def close(self) -> None:
         self._finalizer()
