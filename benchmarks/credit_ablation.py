@@ -8,7 +8,8 @@ shaper on top of the base estimator (``--shapers``), or anything else (``--metho
 loss term or an aggregation). Prints, per method, held-out success (mean ± std over seeds,
 per seed, and the mean of the runs' 95% Wilson intervals), invalid-action rate, tool
 calls, episode length (steps, share truncated at the turn limit), seconds per RL iteration
-and the gain over SFT; ``--markdown`` also writes that table as Markdown.
+and the gain over SFT; ``--markdown`` also writes that table as Markdown. When both ``grpo``
+and an OTC arm ran, it adds OTC's verdict (tool calls at equal EM).
 
 Recipes (``--recipe``): ``quickstart`` (``examples/quickstart.yaml``, FrozenLake) and
 ``search`` (``examples/search_cpu.yaml``, Search-v0 with its search tool); ``--config``
@@ -42,6 +43,9 @@ Usage::
     python benchmarks/credit_ablation.py --smoke --estimators grpo --shapers otc   # 1 iteration
     python benchmarks/credit_ablation.py --estimators grpo arenarl mapo spo gae hiper seeupo
     python benchmarks/credit_ablation.py --recipe search --estimators grpo igpo
+    # a training metric by iteration next to the table (here: rollout/trainer mismatch)
+    python benchmarks/credit_ablation.py --estimators gigpo --curve perf/mismatch_kl \
+        --method "staleness 1:env.rollout.mode=async;trainer.max_staleness=1;actor.tis={clip: 2.0}"
     # seeds side by side (one core each), then one table from the finished runs:
     OMP_NUM_THREADS=1 python benchmarks/credit_ablation.py --seeds 0 --reuse &
     OMP_NUM_THREADS=1 python benchmarks/credit_ablation.py --seeds 1 --reuse; wait
@@ -109,6 +113,8 @@ class Results:
 
     test: list[dict[str, float]] = field(default_factory=list)
     curve: dict[int, list[float]] = field(default_factory=dict)
+    #: ``--curve KEY``: a training metric by iteration, one value per seed
+    curves: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)  # mean seconds per RL iteration
 
 
@@ -315,9 +321,34 @@ def table(
     return lines
 
 
+def curve_table(
+    key: str, methods: list[Method], results: dict[str, Results], every: int
+) -> list[str]:
+    """A training metric by iteration (every ``every``-th, and the first and last), mean
+    over seeds, one column per method that logged it, as Markdown lines."""
+    logged = [m for m in methods if results[m.label].curves.get(key)]
+    if not logged:
+        return [f"(no run logged {key})"]
+    points = sorted({it for m in logged for it in results[m.label].curves[key]})
+    shown = [it for it in points if it in (points[0], points[-1]) or it % every == 0]
+    lines = [
+        f"`{key}` by iteration, mean over seeds",
+        "",
+        "| iteration | " + " | ".join(m.label for m in logged) + " |",
+        "|---" * (len(logged) + 1) + "|",
+    ]
+    for it in shown:
+        cells = []
+        for m in logged:
+            values = results[m.label].curves[key].get(it, [])
+            cells.append(f"{np.mean(values):.2g}" if values else "")
+        lines.append(f"| {it} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def otc_verdict(results: dict[str, Results]) -> list[str]:
     """Tool calls of each OTC arm against GRPO, and whether EM stayed equal (the per-seed
-    differences of test success within two standard errors of 0)."""
+    differences of test success within two standard errors of 0); empty unless both ran."""
     out = []
     ref = results.get("grpo")
     if ref is None or not ref.test:
@@ -374,6 +405,16 @@ def main() -> None:
         action="store_true",
         help="read runs already finished under --out instead of training them again (to "
         "resume, or to run seeds in separate processes and then build one table)",
+    )
+    parser.add_argument(
+        "--curve",
+        action="append",
+        default=[],
+        help="a training metric to print by iteration, mean over seeds (repeatable), e.g. "
+        "perf/mismatch_kl",
+    )
+    parser.add_argument(
+        "--curve-every", type=int, default=5, help="--curve's rows: every N iterations"
     )
     parser.add_argument("overrides", nargs="*", help="extra dotted overrides for every run")
     args = parser.parse_args()
@@ -444,6 +485,10 @@ def main() -> None:
                     results[m.label].curve.setdefault(record["iteration"], []).append(
                         record["val/success"]
                     )
+                for key in args.curve:
+                    if key in record:
+                        by_iteration = results[m.label].curves.setdefault(key, {})
+                        by_iteration.setdefault(record["iteration"], []).append(record[key])
             if args.claim == "branching":  # the generation budget the arm spent
                 spent = [
                     r["perf/rollout_generated_tokens"]
@@ -468,13 +513,15 @@ def main() -> None:
             cells = [_mean_std(results[m.label].curve.get(it, [])) for m in methods]
             print(f"{it:>10}" + "".join(f"{c:>24}" for c in cells))
     lines = table(methods, results, sft)
+    for key in args.curve:
+        lines += ["", *curve_table(key, methods, results, args.curve_every)]
     head = (
         f"{config}, seeds {seeds}, {iterations} RL iterations from the same SFT model per "
         f"seed; held-out test split; {minutes:.0f} min in all"
         + (" (runs read back with --reuse not counted)" if args.reuse else "")
     )
     print(f"\n{head}\n" + "\n".join(lines))
-    verdict = otc_verdict(results) if args.claim == "otc" else []
+    verdict = otc_verdict(results)
     for line in verdict:
         print(line)
     if args.markdown:
