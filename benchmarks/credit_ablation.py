@@ -126,10 +126,12 @@ def _settings(cfg: TrainConfig) -> dict:
 
 
 def run(config: str, out: Path, overrides: Sequence[str], reuse: bool = False) -> Path:
-    """Train one arm into ``out``; with ``reuse``, a finished run there (its summary.json
-    written, with the same config) is read instead of trained again."""
+    """Train one arm into ``out``; with ``reuse``, a finished run there (with the same
+    config) is read instead of trained again. A run's summary.json holds the test before
+    RL from its start; ``iterations`` is added when it finishes."""
     cfg = load_config(TrainConfig, config, [*overrides, f"trainer.out_dir={out}"])
-    if reuse and (out / "summary.json").exists():
+    summary = out / "summary.json"
+    if reuse and summary.exists() and "iterations" in json.loads(summary.read_text()):
         saved = load_config(TrainConfig, str(out / "config.yaml"), [])
         if _settings(saved) == _settings(cfg):
             print(f"reusing {out}", flush=True)
