@@ -196,8 +196,8 @@ class TextEnv(gymnasium.Env[str, str]):
     * :meth:`_step` -- apply a (string) action and return a :class:`StepResult`;
     * :meth:`_state_key` -- the canonical state;
     * :meth:`_instruction` -- the goal in words;
-    * optionally :meth:`_expert_action`, :meth:`_admissible_actions`, :meth:`_tools`,
-      :meth:`_task_type`;
+    * optionally :meth:`_expert_action` (and :meth:`_expert_subgoal`, where the expert
+      plans in steps), :meth:`_admissible_actions`, :meth:`_tools`, :meth:`_task_type`;
     * optionally :meth:`_snapshot_state` and :meth:`_restore_state`, which turn on
       :meth:`snapshot`/:meth:`restore` (see "Snapshots" in the module docstring).
 
@@ -264,6 +264,11 @@ class TextEnv(gymnasium.Env[str, str]):
 
     def _expert_action(self) -> str:
         raise NoExpertError(f"{type(self).__name__} has no expert")
+
+    def _expert_subgoal(self) -> tuple[str, bool] | None:
+        """The subgoal the expert's next action serves and whether that action starts it
+        (see :meth:`expert_subgoal`); ``None`` where the expert has no plan steps."""
+        return None
 
     def _admissible_actions(self) -> list[str] | None:
         return None
@@ -444,6 +449,19 @@ class TextEnv(gymnasium.Env[str, str]):
         if self._done:
             raise NoExpertError("the episode has ended; call reset() first")
         return self._expert_action()
+
+    def expert_subgoal(self) -> tuple[str, bool] | None:
+        """``(subgoal, starts)``: the step of the expert's plan that its next action
+        (:meth:`expert_action`) works towards, in words, and whether that action is the
+        plan step's first; ``None`` where the expert does not plan in steps.
+
+        Demonstrations in a plan-execute response format (HiPER's
+        ``<switch>/<subgoal>/<action>``) are annotated with it: ``starts`` becomes SWITCH,
+        otherwise KEEP. Raises :class:`NoExpertError` as :meth:`expert_action` does.
+        """
+        if self._done:
+            raise NoExpertError("the episode has ended; call reset() first")
+        return self._expert_subgoal()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

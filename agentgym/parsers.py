@@ -58,6 +58,18 @@ class ActionParser:
         raise NotImplementedError
 
 
+def render_expert(
+    parser: ActionParser, action: str, subgoal: str | None = None, starts: bool = True
+) -> str:
+    """The expert's ``action`` as a response in ``parser``'s format. A parser that writes
+    plan steps (``renders_subgoals``, e.g. ``hiper``) also gets the expert's ``subgoal`` and
+    whether the action ``starts`` it (:meth:`agentgym.env.TextEnv.expert_subgoal`), where
+    the environment gives one."""
+    if subgoal and getattr(parser, "renders_subgoals", False):
+        return parser.render(action, subgoal=subgoal, starts=starts)  # type: ignore[call-arg]
+    return parser.render(action)
+
+
 _TAG_CACHE: dict[str, re.Pattern[str]] = {}
 
 

@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 
 from agentgym.cli.common import console, parse_kwargs, user_errors
-from agentgym.parsers import ActionParser
+from agentgym.parsers import ActionParser, render_expert
 from agentgym.rollout.prompts import EpisodePrompt, PromptBuilder
 
 COMMANDS = {
@@ -89,8 +89,12 @@ class PlaySession:
         return text.strip(), False
 
     def expert_response(self) -> str:
-        """The expert's next action as a response in the parser's format."""
-        return self.parser.render(self.env.unwrapped.expert_action())
+        """The expert's next action as a response in the parser's format (with its plan
+        step where the env gives one and the format writes them)."""
+        base = self.env.unwrapped
+        action = base.expert_action()
+        plan_step = base.expert_subgoal() if hasattr(base, "expert_subgoal") else None
+        return render_expert(self.parser, action, *(plan_step or ()))
 
     def step(self, text: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Play the typed (or expert) response ``text``."""

@@ -37,10 +37,11 @@ class HiPERParser(ThinkActionParser):
     is the last complete ``<action>`` tag (the switch and subgoal are for credit, read by
     the ``hiper_critic``; a response without an action is invalid).
 
-    :meth:`render` (expert demonstrations) writes each expert action as its own one-step
-    subgoal with SWITCH: environments' experts give actions, not subgoals, so SFT teaches
-    the format, not planning (annotating demonstrations with planner subgoals, e.g.
-    ALFWorld's, is not done)."""
+    :meth:`render` (expert demonstrations) writes the expert's plan step as the subgoal
+    where the environment gives one (:meth:`agentgym.env.TextEnv.expert_subgoal`, e.g.
+    ALFWorld's: the planner's next object interaction), with SWITCH at the step's first
+    action and KEEP after; elsewhere each expert action is its own one-step subgoal with
+    SWITCH, so SFT teaches the format but not planning."""
 
     name = "hiper"
     instructions = (
@@ -52,8 +53,15 @@ class HiPERParser(ThinkActionParser):
     # parse: the last <action> (ThinkActionParser's); the switch and subgoal tags are read
     # by the hiper_critic provider from the response text.
 
-    def render(self, action: str) -> str:
-        return f"<switch>SWITCH</switch><subgoal>{action}</subgoal><action>{action}</action>"
+    #: The rollout engine hands the expert's plan step to :meth:`render`.
+    renders_subgoals = True
+
+    def render(self, action: str, subgoal: str | None = None, starts: bool = True) -> str:
+        switch = "SWITCH" if starts or subgoal is None else "KEEP"
+        return (
+            f"<switch>{switch}</switch><subgoal>{subgoal or action}</subgoal>"
+            f"<action>{action}</action>"
+        )
 
 
 def tag_token_span(tokenizer: Any, ids: list[int], tag: str) -> tuple[int, int] | None:

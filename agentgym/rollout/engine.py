@@ -31,9 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym.env import stable_hash
-from agentgym.parsers import ActionParser
+from agentgym.parsers import ActionParser, render_expert
 from agentgym.policies.base import Generation, Message, Policy, PolicyInput, SamplingParams
-from agentgym.rollout.executor import EnvCall, EnvOutcome, EnvPool
+from agentgym.rollout.executor import (
+    SUBGOAL_HINT,
+    SUBGOAL_STARTS_HINT,
+    EnvCall,
+    EnvOutcome,
+    EnvPool,
+)
 from agentgym.rollout.prompts import EpisodePrompt, PromptBuilder
 from agentgym.trajectory import Step, Trajectory
 
@@ -368,8 +374,24 @@ class RolloutEngine:
             return None
         return stable_hash(self.sampling.seed, ep.traj.traj_id, len(ep.traj.steps)) % (2**31)
 
+    def _rendered_hints(self, hints: dict[str, str]) -> dict[str, str]:
+        """The hint actions as responses in the run's format; the expert's with its plan
+        step where the env gives one (:func:`agentgym.parsers.render_expert`)."""
+        subgoal, starts = hints.get(SUBGOAL_HINT), bool(hints.get(SUBGOAL_STARTS_HINT))
+        rendered = {}
+        for name, action in hints.items():
+            if name in (SUBGOAL_HINT, SUBGOAL_STARTS_HINT):
+                continue
+            if not action:
+                rendered[name] = ""
+            elif name == "expert_action":
+                rendered[name] = render_expert(self.parser, action, subgoal, starts)
+            else:
+                rendered[name] = self.parser.render(action)
+        return rendered
+
     def _prompt(self, ep: _Episode) -> tuple[PolicyInput, list[Message]]:
-        hints = {k: self.parser.render(v) if v else "" for k, v in ep.hints.items()}
+        hints = self._rendered_hints(ep.hints)
         assert ep.prompt is not None  # set at reset
         messages, tools = ep.prompt.messages, ep.prompt.tools
         if self.prompts.config.style == "chat":

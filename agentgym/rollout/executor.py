@@ -53,6 +53,10 @@ from agentgym.errors import NoExpertError
 from agentgym.registries import Registry
 
 HINTS = ("expert_action", "random_action")
+#: Added to ``expert_action`` where the env's expert plans in steps
+#: (:meth:`agentgym.env.TextEnv.expert_subgoal`): the plan step, and ``"1"`` when the
+#: expert's action is its first (``""`` otherwise). Plan-execute parsers render them.
+SUBGOAL_HINT, SUBGOAL_STARTS_HINT = "expert_subgoal", "expert_subgoal_starts"
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class EnvCall:
     episode in this slot).
 
     ``hints`` names what to compute after the call for hint policies (``expert_action``,
-    ``random_action``).
+    ``random_action``; ``expert_action`` brings the expert's subgoal along where it has one).
     """
 
     slot: int
@@ -135,9 +139,14 @@ def run_call(env, call: EnvCall, rng: np.random.Generator) -> EnvOutcome:
             base = env.unwrapped
             for hint in call.hints:
                 try:
-                    out.hints[hint] = (
-                        base.expert_action() if hint == "expert_action" else base.random_action(rng)
-                    )
+                    if hint == "expert_action":
+                        out.hints[hint] = base.expert_action()
+                        plan_step = getattr(base, "expert_subgoal", lambda: None)()
+                        if plan_step is not None:
+                            out.hints[SUBGOAL_HINT] = plan_step[0]
+                            out.hints[SUBGOAL_STARTS_HINT] = "1" if plan_step[1] else ""
+                    else:
+                        out.hints[hint] = base.random_action(rng)
                 except (NoExpertError, NotImplementedError) as exc:
                     out.hints[hint] = ""
                     out.info.setdefault("hint_errors", {})[hint] = str(exc)

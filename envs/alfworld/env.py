@@ -26,7 +26,10 @@ Contract details:
   :meth:`ALFWorldEnv.canonical_state` lists those facts;
 * ``info["task_type"]`` is one of ALFWorld's six task types;
 * the expert follows the Fast Downward planner's walkthrough from the current state,
-  planned when first asked and again whenever the agent leaves the plan;
+  planned when first asked and again whenever the agent leaves the plan; its subgoals
+  (:meth:`ALFWorldEnv.expert_subgoal`, for plan-execute formats such as HiPER's) are the
+  plan's object interactions (take, move, heat, cool, clean, use, ...), each with the
+  going and opening that lead to it;
 * snapshots (:meth:`ALFWorldEnv.snapshot`) save the engine's PDDL facts, not the actions
   that led there, and restore in about the time of one step (:mod:`.snapshot`).
 """
@@ -50,6 +53,18 @@ from agentgym.errors import NoExpertError
 NOTHING_HAPPENS = "Nothing happens."
 _INVALID = "Invalid action: "  # how TextEnv answers an empty, overlong or non-text action
 _TASK_LINE = re.compile(r"Your task is to:\s*(.+)")
+
+
+#: First words of the commands that act on an object: each ends a subgoal of the expert's
+#: plan (the commands before it -- go to, open, close, examine, look -- lead up to it).
+SUBGOAL_VERBS = frozenset(
+    {"take", "move", "put", "heat", "cool", "clean", "slice", "use", "toggle"}
+)
+
+
+def ends_subgoal(command: str) -> bool:
+    """Whether ``command`` (normalised) acts on an object, ending a plan step."""
+    return command.split(" ", 1)[0] in SUBGOAL_VERBS
 
 
 def normalize_command(action: str) -> str:
@@ -110,6 +125,7 @@ class ALFWorldEnv(TextEnv):
         self._game: GameInfo | None = None
         self._instruction_text = ""
         self._plan: list[str] | None = None
+        self._mid_subgoal = False  # the last command led up to an object interaction
 
     # ------------------------------------------------------------ tasks
 
@@ -131,6 +147,7 @@ class ALFWorldEnv(TextEnv):
         match = _TASK_LINE.search(observation)
         self._instruction_text = match.group(1).strip() if match else observation.strip()
         self._plan = None
+        self._mid_subgoal = False
         return observation
 
     def _instruction(self) -> str:
@@ -153,17 +170,19 @@ class ALFWorldEnv(TextEnv):
 
     def _snapshot_state(self) -> tuple:
         """The engine's PDDL state (:mod:`.snapshot`: the facts that differ from the
-        game's start) and the expert's current plan."""
-        return self._engine.snapshot(), None if self._plan is None else tuple(self._plan)
+        game's start), the expert's current plan and whether a plan step is under way."""
+        plan = None if self._plan is None else tuple(self._plan)
+        return self._engine.snapshot(), plan, self._mid_subgoal
 
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
-        engine_state, plan = state
+        engine_state, plan, mid_subgoal = state
         game = self.store.game(task_id, self._engine)  # may generate it (with the engine)
         loaded = self._game is not None and self._game.path == game.path
         if not (loaded and self._engine.in_play(str(game.path))):
             self._load_task(task_id, split, np.random.default_rng(0))
         self._engine.restore(engine_state)
         self._plan = None if plan is None else list(plan)
+        self._mid_subgoal = mid_subgoal
 
     def _last_obs_tail(self) -> str:
         """The last observation without the complaints earlier invalid actions put in
@@ -183,6 +202,7 @@ class ALFWorldEnv(TextEnv):
         if command not in self._engine.admissible_commands:
             return self.invalid("not an admissible command", observation=NOTHING_HAPPENS)
         feedback, won = self._engine.step(command)
+        self._mid_subgoal = not ends_subgoal(command)
         if self._plan and command == self._plan[0]:
             self._plan.pop(0)
         else:
@@ -196,6 +216,16 @@ class ALFWorldEnv(TextEnv):
         if not self._plan:
             raise NoExpertError(f"the planner found no plan from this state of {self.task_id!r}")
         return self._plan[0]
+
+    def _expert_subgoal(self) -> tuple[str, bool]:
+        """The plan's next object interaction (the last command if none is left), and
+        whether the expert's next action is the first towards it: at the episode's start
+        and after each object interaction. After the agent left the plan, the new plan's
+        step counts as started where the agent's last command was a lead-up."""
+        self._expert_action()  # plans if needed
+        assert self._plan
+        subgoal = next((c for c in self._plan if ends_subgoal(c)), self._plan[-1])
+        return subgoal, not self._mid_subgoal
 
     def close(self) -> None:
         self._engine.close()

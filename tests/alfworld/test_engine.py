@@ -64,8 +64,10 @@ def test_speedups_change_no_text_no_state_and_no_plan(cache_dir: Path) -> None:
     assert len(runs["fast"]) == 3 * 2 * 22
 
 
-def engine(spec: EnvSpec, executor: str, size: int = 4, **kw) -> RolloutEngine:
-    parser = get_parser("think_action")
+def engine(
+    spec: EnvSpec, executor: str, size: int = 4, parser_name: str = "think_action", **kw
+) -> RolloutEngine:
+    parser = get_parser(parser_name)
     pool = make_pool(executor, spec, size, timeout=120.0, **kw)
     return RolloutEngine(
         pool,
@@ -104,6 +106,40 @@ def test_rollouts_in_worker_processes_match_inline_ones(cache_dir: Path) -> None
     assert played(runs["processes"]) == played(runs["inline"])
     first = runs["processes"][0].steps[0]
     assert first.action.startswith("go to ") and first.action_valid
+
+
+def test_expert_demonstrations_in_hipers_format_carry_the_planners_subgoals(
+    cache_dir: Path,
+) -> None:
+    """Through worker processes, the expert's responses in HiPER's plan-execute format name
+    the plan step (the next object interaction) and SWITCH only where it starts."""
+    spec = EnvSpec("ALFWorld-v0", {"num_games": NUM_GAMES, "cache_dir": str(cache_dir)})
+    eng = engine(spec, "processes", parser_name="hiper", num_workers=2)
+    try:
+        trajs = eng.run([TaskRequest("train-3", "train", seed=0)], n=1)
+    finally:
+        eng.pool.close()
+    (traj,) = trajs
+    assert traj.success
+    responses = [s.response_text for s in traj.steps]
+    # heat: take the plate, heat it, put it down -- three plan steps, seven actions
+    assert responses == [
+        "<switch>SWITCH</switch><subgoal>take plate 1 from cabinet 3</subgoal>"
+        "<action>go to cabinet 3</action>",
+        "<switch>KEEP</switch><subgoal>take plate 1 from cabinet 3</subgoal>"
+        "<action>open cabinet 3</action>",
+        "<switch>KEEP</switch><subgoal>take plate 1 from cabinet 3</subgoal>"
+        "<action>take plate 1 from cabinet 3</action>",
+        "<switch>SWITCH</switch><subgoal>heat plate 1 with microwave 1</subgoal>"
+        "<action>go to microwave 1</action>",
+        "<switch>KEEP</switch><subgoal>heat plate 1 with microwave 1</subgoal>"
+        "<action>heat plate 1 with microwave 1</action>",
+        "<switch>SWITCH</switch><subgoal>move plate 1 to countertop 1</subgoal>"
+        "<action>go to countertop 1</action>",
+        "<switch>KEEP</switch><subgoal>move plate 1 to countertop 1</subgoal>"
+        "<action>move plate 1 to countertop 1</action>",
+    ]
+    assert all(s.action_valid for s in traj.steps)
 
 
 def test_the_intro_lists_receptacles_in_the_engines_order_not_the_files(

@@ -14,8 +14,9 @@ import pytest
 import agentgym
 from agentgym.env import SPLITS
 from agentgym.envs.alfworld import TASK_TYPES, ALFWorldEnv, MissingDependencyError
-from agentgym.envs.alfworld.env import NOTHING_HAPPENS
+from agentgym.envs.alfworld.env import NOTHING_HAPPENS, ends_subgoal
 from agentgym.envs.alfworld.scenes import seen_floor_plans, unseen_floor_plans
+from agentgym.errors import NoExpertError
 from tests.alfworld.conftest import NUM_GAMES
 
 pytestmark = pytest.mark.alfworld
@@ -90,6 +91,42 @@ def test_expert_replans_after_the_agent_leaves_the_plan(env: ALFWorldEnv) -> Non
                 break
             _, _, terminated, _, info = env.step(env.expert_action())
         assert info["success"], task_id
+
+
+def test_expert_subgoals_are_the_plans_object_interactions(env: ALFWorldEnv) -> None:
+    """Each expert action serves the plan's next object interaction (take, move, heat, ...)
+    and starts it at the episode's start and right after the previous interaction."""
+    keeps = 0
+    for task_id in env.task_ids("train"):
+        env.reset(seed=0, options={"task_id": task_id})
+        played: list[tuple[str, str, bool]] = []
+        terminated = False
+        while not terminated and len(played) < 50:
+            subgoal, starts = env.expert_subgoal()
+            played.append((env.expert_action(), subgoal, starts))
+            _, _, terminated, _, _ = env.step(played[-1][0])
+        assert terminated, task_id
+        actions = [a for a, _, _ in played]
+        assert ends_subgoal(actions[-1])  # the goal is reached by an interaction
+        for i, (_, subgoal, starts) in enumerate(played):
+            assert subgoal == next(a for a in actions[i:] if ends_subgoal(a)), (task_id, i)
+            assert starts == (i == 0 or ends_subgoal(actions[i - 1])), (task_id, i)
+        keeps += sum(not starts for _, _, starts in played)
+    assert keeps >= 5  # most interactions need a walk (and an opening) first
+    with pytest.raises(NoExpertError):  # the episode has ended
+        env.expert_subgoal()
+
+
+def test_a_snapshot_keeps_the_subgoal_under_way(env: ALFWorldEnv) -> None:
+    env.reset(seed=0, options={"task_id": "train-0"})
+    env.step(env.expert_action())  # 'go to ...': on the way to the first interaction
+    under_way = env.expert_subgoal()
+    assert under_way[1] is False
+    snap = env.snapshot()
+    env.reset(seed=0, options={"task_id": "train-1"})
+    assert env.expert_subgoal()[1] is True
+    env.restore(snap)
+    assert env.expert_subgoal() == under_way
 
 
 def test_random_policy_rarely_succeeds(cache_dir: Path) -> None:

@@ -101,7 +101,7 @@ def test_a_snapshot_only_goes_back_into_its_own_game(cache_dir: Path) -> None:
     env.reset(seed=0, options={"task_id": "train-0"})
     snap = env.snapshot()
     engine_state = dataclasses.replace(snap.state[0], game="0123456789abcdef")
-    forged = dataclasses.replace(snap, state=(engine_state, snap.state[1]))
+    forged = dataclasses.replace(snap, state=(engine_state, *snap.state[1:]))
     with pytest.raises(SnapshotError, match="another ALFWorld game"):
         env.restore(forged)
     with pytest.raises(gymnasium.error.ResetNeeded):  # the failed restore left no episode
