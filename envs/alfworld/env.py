@@ -36,10 +36,12 @@ Contract details:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -53,6 +55,25 @@ from agentgym.errors import NoExpertError
 NOTHING_HAPPENS = "Nothing happens."
 _INVALID = "Invalid action: "  # how TextEnv answers an empty, overlong or non-text action
 _TASK_LINE = re.compile(r"Your task is to:\s*(.+)")
+
+
+#: TextWorld keeps parser state in module globals (its tatsu grammars), so two threads in
+#: the engine at once corrupt each other's parses (``FailedToken``, ``pop from empty
+#: list``). One thread at a time enters it, per process: the ``threads`` pool then plays
+#: ALFWorld correctly, one call after another; ``processes`` and ``ray`` run in parallel.
+_ENGINE_LOCK = threading.RLock()
+_Method = TypeVar("_Method", bound=Any)
+
+
+def _one_thread(method: _Method) -> _Method:
+    """Run ``method`` holding the process's TextWorld lock."""
+
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _ENGINE_LOCK:
+            return method(*args, **kwargs)
+
+    return locked  # type: ignore[return-value]
 
 
 #: First words of the commands that act on an object: each ends a subgoal of the expert's
@@ -98,6 +119,7 @@ class ALFWorldEnv(TextEnv):
         "from ALFRED floor plans; planner expert)."
     )
 
+    @_one_thread
     def __init__(
         self,
         num_games: Mapping[str, int] | None = None,
@@ -135,10 +157,12 @@ class ALFWorldEnv(TextEnv):
     def split_of(self, task_id: str) -> Split:
         return self.store.split_of(task_id)
 
+    @_one_thread
     def game_file(self, task_id: str) -> str:
         """The ``game.tw-pddl`` file of ``task_id`` (generated now if need be)."""
         return str(self.store.game(task_id, self._engine).path)
 
+    @_one_thread
     def _load_task(self, task_id: str, split: Split, rng: np.random.Generator) -> str:
         # The engine is deterministic: ``rng`` has nothing to decide.
         self._game = self.store.game(task_id, self._engine)
@@ -158,22 +182,27 @@ class ALFWorldEnv(TextEnv):
 
     # ------------------------------------------------------------ state
 
+    @_one_thread
     def _state_key(self) -> str:
         return self._engine.state_digest()
 
+    @_one_thread
     def canonical_state(self) -> str:
         """The facts actions can change, one per line (raw PDDL names)."""
         return "\n".join(self._engine.fluent_facts())
 
+    @_one_thread
     def _admissible_actions(self) -> list[str]:
         return self._engine.admissible_commands
 
+    @_one_thread
     def _snapshot_state(self) -> tuple:
         """The engine's PDDL state (:mod:`.snapshot`: the facts that differ from the
         game's start), the expert's current plan and whether a plan step is under way."""
         plan = None if self._plan is None else tuple(self._plan)
         return self._engine.snapshot(), plan, self._mid_subgoal
 
+    @_one_thread
     def _restore_state(self, task_id: str, split: Split, state: tuple) -> None:
         engine_state, plan, mid_subgoal = state
         game = self.store.game(task_id, self._engine)  # may generate it (with the engine)
@@ -197,6 +226,7 @@ class ALFWorldEnv(TextEnv):
 
     # ------------------------------------------------------------ acting
 
+    @_one_thread
     def _step(self, action: str) -> StepResult:
         command = normalize_command(action)
         if command not in self._engine.admissible_commands:
@@ -210,6 +240,7 @@ class ALFWorldEnv(TextEnv):
         reward = 1.0 if won else 0.0
         return StepResult(feedback, reward=reward, terminated=won, success=won, score=reward)
 
+    @_one_thread
     def _expert_action(self) -> str:
         if not self._plan:
             self._plan = self._engine.plan()
@@ -217,6 +248,7 @@ class ALFWorldEnv(TextEnv):
             raise NoExpertError(f"the planner found no plan from this state of {self.task_id!r}")
         return self._plan[0]
 
+    @_one_thread
     def _expert_subgoal(self) -> tuple[str, bool]:
         """The plan's next object interaction (the last command if none is left), and
         whether the expert's next action is the first towards it: at the episode's start
@@ -227,6 +259,7 @@ class ALFWorldEnv(TextEnv):
         subgoal = next((c for c in self._plan if ends_subgoal(c)), self._plan[-1])
         return subgoal, not self._mid_subgoal
 
+    @_one_thread
     def close(self) -> None:
         self._engine.close()
         super().close()

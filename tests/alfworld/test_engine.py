@@ -108,6 +108,42 @@ def test_rollouts_in_worker_processes_match_inline_ones(cache_dir: Path) -> None
     assert first.action.startswith("go to ") and first.action_valid
 
 
+THREADS = """
+import json, sys
+from agentgym.parsers import get_parser
+from agentgym.policies import SamplingParams, make_policy
+from agentgym.rollout import (
+    EnvSpec, PromptBuilder, PromptConfig, RolloutEngine, TaskRequest, make_pool,
+)
+spec = EnvSpec("ALFWorld-v0", json.loads(sys.argv[1]))
+parser = get_parser("think_action")
+pool = make_pool("threads", spec, 4, timeout=300.0)
+engine = RolloutEngine(
+    pool, make_policy("expert"), parser, PromptBuilder(PromptConfig(), parser),
+    SamplingParams(), max_steps=50,
+)
+try:
+    trajs = engine.run([TaskRequest(f"train-{i}", "train", seed=0) for i in range(4)], n=2)
+finally:
+    pool.close()
+print(json.dumps([[t.status, t.success, (t.error or "")[:200]] for t in trajs]))
+"""
+
+
+def test_the_threads_pool_plays_alfworld(cache_dir: Path) -> None:
+    """Four threads stepping ALFWorld at once, in a fresh process (TextWorld's parse caches
+    empty): its parsers keep state in module globals, so without the env's lock every
+    episode failed (``FailedToken``); with it, every expert episode wins."""
+    kwargs = {"num_games": NUM_GAMES, "cache_dir": str(cache_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS, json.dumps(kwargs)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    episodes = json.loads(done.stdout)
+    assert len(episodes) == 8
+    assert all(status == "terminated" and won for status, won, _ in episodes), episodes
+
+
 def test_expert_demonstrations_in_hipers_format_carry_the_planners_subgoals(
     cache_dir: Path,
 ) -> None:
