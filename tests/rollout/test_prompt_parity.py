@@ -3,8 +3,9 @@
 For every built-in environment and both prompt styles, the expert plays a few episodes
 through the trainer's engine (token ids as sent to the model, tool schemas included);
 then the same episodes' prompts are rebuilt by SFT (from the trajectories), played again
-by the engine ``agentgym eval`` builds for the training run, and stepped through
-``agentgym play``'s session. Every prompt must be the same token ids. A random-policy
+by the engine ``agentgym eval`` builds for the training run, by the asynchronous engine
+(``env.rollout.mode: async``), and stepped through ``agentgym play``'s session. Every
+prompt must be the same token ids. A random-policy
 episode adds unparsable responses (the engine's feedback turns) to the SFT comparison.
 """
 
@@ -42,7 +43,7 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _config(name: str, style: str, out: Path) -> TrainConfig:
+def _config(name: str, style: str, out: Path, *overrides: str) -> TrainConfig:
     env_id, kwargs = ENVS[name]
     return load_config(
         TrainConfig,
@@ -55,6 +56,7 @@ def _config(name: str, style: str, out: Path) -> TrainConfig:
             "env.history_length=2",
             "env.rollout.max_prompt_tokens=100000",
             f"trainer.out_dir={out}",
+            *overrides,
         ],
     )
 
@@ -110,6 +112,13 @@ def test_sft_rollout_eval_and_play_prompts_are_byte_equal(
     assert steps and all(s.prompt_ids for s in steps)
     if "tools" in name or name == "code":  # the tool schemas are in the prompt
         assert all(b"<tools>" in tokenizer.decode(s.prompt_ids).encode() for s in steps)
+
+    # the asynchronous engine (one loop per episode) plays the same episodes
+    per_episode = _config(name, style, run_dir, "env.rollout.mode=async")
+    played = _play(per_episode, ExpertPolicy("expert", tokenizer=str(tokenizer_dir)), tasks)
+    assert [[(s.action, s.reward, s.prompt_ids) for s in t.steps] for t in played] == [
+        [(s.action, s.reward, s.prompt_ids) for s in t.steps] for t in expert
+    ]
 
     # SFT rebuilds each step's prompt from the trajectory: the same ids
     builder = prompt_builder(cfg)
