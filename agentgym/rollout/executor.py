@@ -38,6 +38,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -346,12 +347,20 @@ def _worker(conn: Connection, spec: EnvSpec, slots: list[int], seed: int) -> Non
             conn.send((position, envs.call(call)))
 
 
+#: ``processes`` pools start at most this many workers per CPU core unless told otherwise:
+#: a training run's pools have ``env.rollout.max_concurrent`` slots (256 by default), and
+#: one ALFWorld worker per slot (about 70 MB each, two engines alive) put 512 processes on
+#: a 2-core, 24 GB machine, which ran out of memory.
+WORKERS_PER_CORE = 4
+
+
 class ProcessPool(EnvPool):
     """Environments in worker processes, slots spread over workers round-robin.
 
-    ``num_workers`` defaults to one process per slot, so a hanging environment (killed
-    with its process) takes no other episode with it. With fewer workers, the episodes
-    sharing a process with a hung env are ended as errors too (their env state is gone).
+    ``num_workers`` defaults to one process per slot, up to :data:`WORKERS_PER_CORE` per
+    CPU core; then slots share workers. A hanging environment is killed with its process,
+    so with one slot per worker it takes no other episode with it; the episodes sharing a
+    process with a hung env are ended as errors too (their env state is gone).
     """
 
     def __init__(
@@ -363,7 +372,8 @@ class ProcessPool(EnvPool):
         num_workers: int | None = None,
     ):
         super().__init__(spec, size, timeout, seed)
-        workers = min(num_workers or size, size)
+        default = min(size, WORKERS_PER_CORE * (os.cpu_count() or 1))
+        workers = min(num_workers or default, size)
         self._ctx = mp.get_context("spawn")
         self._worker_slots = [list(range(w, size, workers)) for w in range(workers)]
         self._owner = {s: w for w, slots in enumerate(self._worker_slots) for s in slots}

@@ -174,3 +174,27 @@ def test_a_worker_whose_env_cannot_be_built_says_why_in_every_episode() -> None:
     for outcome in (*first, *again):
         assert outcome.error and "could not build the env" in outcome.error
         assert "levels.txt is missing" in outcome.error
+
+
+def test_processes_start_a_bounded_number_of_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A big pool (training runs get env.rollout.max_concurrent slots) starts at most
+    WORKERS_PER_CORE workers per core by default; the slots share them and play on."""
+    import os
+
+    from agentgym.rollout import executor
+
+    monkeypatch.setattr(executor, "WORKERS_PER_CORE", 1)
+    cores = os.cpu_count() or 1
+    size = cores + 3
+    pool = make_pool("processes", EnvSpec("FrozenLake-v0"), size, timeout=60.0)
+    try:
+        assert len(pool._procs) == cores
+        outcomes = pool.run([EnvCall(s, "reset", seed=s) for s in range(size)])
+    finally:
+        pool.close()
+    assert all(o.error is None and o.observation for o in outcomes)
+    explicit = make_pool("processes", EnvSpec("FrozenLake-v0"), 3, num_workers=3)
+    try:
+        assert len(explicit._procs) == 3  # num_workers is taken as given
+    finally:
+        explicit.close()
