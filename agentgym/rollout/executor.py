@@ -338,7 +338,7 @@ def _worker(conn: Connection, spec: EnvSpec, slots: list[int], seed: int) -> Non
     while True:
         try:
             calls = conn.recv()
-        except (EOFError, KeyboardInterrupt):
+        except (EOFError, ConnectionResetError, KeyboardInterrupt):  # the parent is gone
             return
         if calls is None:
             envs.close()
