@@ -112,8 +112,7 @@ class Results:
     """What the runs of one method measured, one entry per seed."""
 
     test: list[dict[str, float]] = field(default_factory=list)
-    curve: dict[int, list[float]] = field(default_factory=dict)
-    #: ``--curve KEY``: a training metric by iteration, one value per seed
+    #: metric -> iteration -> one value per seed (``val/success`` and each ``--curve KEY``)
     curves: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)  # mean seconds per RL iteration
 
@@ -483,18 +482,14 @@ def main() -> None:
             if paces:
                 results[m.label].seconds.append(float(np.mean(paces)))
             for record in records:
-                if "val/success" in record:
-                    results[m.label].curve.setdefault(record["iteration"], []).append(
-                        record["val/success"]
-                    )
-                for key in args.curve:
+                for key in ("val/success", *args.curve):
                     if key in record:
                         by_iteration = results[m.label].curves.setdefault(key, {})
                         by_iteration.setdefault(record["iteration"], []).append(record[key])
             if args.claim == "branching":  # the generation budget the arm spent
                 spent = [
                     r["perf/rollout_generated_tokens"]
-                    for r in read_metrics(rl_dir)
+                    for r in records
                     if "perf/rollout_generated_tokens" in r
                 ]
                 print(f"seed {seed}: {m.label}: {np.mean(spent):.0f} tokens generated per "
@@ -507,12 +502,13 @@ def main() -> None:
             print(f"seed {seed}: {m.label}: {cells}", flush=True)
 
     minutes = (time.perf_counter() - started) / 60
-    points = sorted({it for r in results.values() for it in r.curve})
+    validation = {label: r.curves.get("val/success", {}) for label, r in results.items()}
+    points = sorted({it for curve in validation.values() for it in curve})
     if points:
         print("\nvalidation success (greedy, valid split) by iteration, mean ± std over seeds")
         print(f"{'iteration':>10}" + "".join(f"{m.label[:22]:>24}" for m in methods))
         for it in points:
-            cells = [_mean_std(results[m.label].curve.get(it, [])) for m in methods]
+            cells = [_mean_std(validation[m.label].get(it, [])) for m in methods]
             print(f"{it:>10}" + "".join(f"{c:>24}" for c in cells))
     lines = table(methods, results, sft)
     for key in args.curve:
